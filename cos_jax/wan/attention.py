@@ -1,0 +1,62 @@
+"""Scaled dot-product attention behind one function, with selectable backends.
+
+Backends:
+- `cudnn`: `jax.nn.dot_product_attention(implementation="cudnn")`, a fused flash kernel (NVIDIA, bf16/fp16);
+- `xla`: plain XLA attention, materialises the [B, N, Lq, Lk] logits (small shapes, exact fp32 parity);
+- `chunked`: XLA attention over query chunks with `lax.map`, so the logits never exceed
+  [B, N, chunk, Lk] (large shapes where no fused kernel applies, e.g. CPU).
+`auto` picks cuDNN on NVIDIA GPUs for bf16/fp16 inputs, else `xla` for small and `chunked` for large shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+Backend = Literal["auto", "cudnn", "xla", "chunked"]
+BACKENDS = ("auto", "cudnn", "xla", "chunked")
+
+# Above this many logits per (batch, head) the XLA path is chunked over queries.
+CHUNK_THRESHOLD = 4096 * 4096
+QUERY_CHUNK = 1024
+
+
+def resolve_backend(backend: Backend, dtype, q_len: int, kv_len: int) -> str:
+    """The concrete backend `auto` stands for, given the platform, dtype and sequence lengths."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")
+    if backend != "auto":
+        return backend
+    if jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
+        return "cudnn"
+    return "chunked" if q_len * kv_len > CHUNK_THRESHOLD else "xla"
+
+
+def attention(
+    q: Float[Array, "B Lq N D"],
+    k: Float[Array, "B Lk N D"],
+    v: Float[Array, "B Lk N D"],
+    backend: Backend = "auto",
+) -> Float[Array, "B Lq N D"]:
+    """Bidirectional softmax attention with scale 1/sqrt(D), no mask. Output has q's dtype."""
+    chosen = resolve_backend(backend, q.dtype, q.shape[1], k.shape[1])
+    if chosen == "cudnn":
+        if q.dtype not in (jnp.bfloat16, jnp.float16):
+            raise ValueError(f"the cudnn backend needs bf16/fp16 inputs, got {q.dtype}; use the bf16 policy")
+        return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+    if chosen == "xla":
+        return jax.nn.dot_product_attention(q, k, v, implementation="xla")
+    return _chunked_attention(q, k, v, QUERY_CHUNK)
+
+
+def _chunked_attention(q, k, v, chunk: int):
+    b, lq, n, d = q.shape
+    num_chunks = -(-lq // chunk)
+    pad = num_chunks * chunk - lq
+    qp = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
+    q_chunks = qp.reshape(b, num_chunks, chunk, n, d).swapaxes(0, 1)
+    out = jax.lax.map(lambda qc: jax.nn.dot_product_attention(qc, k, v, implementation="xla"), q_chunks)
+    return out.swapaxes(0, 1).reshape(b, num_chunks * chunk, n, d)[:, :lq]
