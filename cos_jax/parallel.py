@@ -96,8 +96,8 @@ def param_shardings(model: nnx.Module, mesh: Mesh):
     state = nnx.state(model)
 
     def to_sharding(var):
-        axes = var.get_metadata().get("out_sharding") or (None,) * var.value.ndim
-        return NamedSharding(mesh, logical_to_spec(axes, var.value.shape, mesh))
+        axes = var.get_metadata().get("out_sharding") or (None,) * len(var.get_value().shape)
+        return NamedSharding(mesh, logical_to_spec(axes, var.get_value().shape, mesh))
 
     return jax.tree.map(to_sharding, state, is_leaf=lambda v: isinstance(v, nnx.Variable))
 

@@ -165,6 +165,15 @@ def to_cos_params(state_dict: Mapping[str, np.ndarray], cfg: DiTConfig, layout: 
     return params
 
 
+def expected_keys(cfg: DiTConfig, layout: Layout) -> list[str]:
+    """Every tensor name a checkpoint of this config has in the given layout."""
+    names = []
+    for rule in DIT_RULES:
+        name = rule.source(layout)
+        names += [name.format(i=i) for i in range(cfg.num_layers)] if "{i}" in name else [name]
+    return names
+
+
 def from_cos_params(params: Mapping, cfg: DiTConfig, layout: Layout) -> dict[str, np.ndarray]:
     """The inverse of `to_cos_params`: PyTorch-named numpy arrays in the chosen layout."""
     out = {}

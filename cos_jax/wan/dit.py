@@ -106,7 +106,7 @@ class WanDiT(nnx.Module):
     def __call__(
         self,
         x: Float[Array, "B F H W Cx"],
-        timesteps: Float[Array, "B"] | Float[Array, "B L"],
+        timesteps: Float[Array, " B"] | Float[Array, "B L"],
         context: Float[Array, "B T text_dim"],
         y: Float[Array, "B F H W Cy"] | None = None,
         *,

@@ -24,10 +24,10 @@ def rope_tables(
     grid: tuple[int, int, int], pairs: tuple[int, int, int], theta: float, max_positions: int
 ) -> tuple[Float[Array, "L P"], Float[Array, "L P"]]:
     """cos and sin tables [L, head_dim/2] for a (frames, rows, cols) patch grid, token order frame-major."""
-    for size, name in zip(grid, ("frames", "rows", "columns")):
+    for size, name in zip(grid, ("frames", "rows", "columns"), strict=True):
         if size > max_positions:
             raise ValueError(f"patch grid has {size} {name}; RoPE supports at most {max_positions} positions")
-    per_axis = [axis_angles(n, k, theta) for n, k in zip(grid, pairs)]
+    per_axis = [axis_angles(n, k, theta) for n, k in zip(grid, pairs, strict=True)]
     f, h, w = grid
     cos = [jnp.asarray(np.cos(a), jnp.float32) for a in per_axis]
     sin = [jnp.asarray(np.sin(a), jnp.float32) for a in per_axis]

@@ -61,7 +61,7 @@ class TimestepTable(NamedTuple):
         return jnp.take_along_axis(table, idx, axis=1)
 
 
-def timestep_table(timesteps: Float[Array, "B"] | Float[Array, "B L"], slots: int) -> TimestepTable:
+def timestep_table(timesteps: Float[Array, " B"] | Float[Array, "B L"], slots: int) -> TimestepTable:
     """Group timesteps so the time MLP runs once per distinct value, not once per token.
 
     `timesteps` is [B] (one per sample) or [B, L] (one per token, as TI2V-5B uses). Per-token input may hold

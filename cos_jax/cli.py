@@ -1,0 +1,58 @@
+"""`cos-jax` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _selfcheck(args) -> int:
+    from cos_jax.convert.parity import PARITY_CASES, TOLERANCE, run_case
+    from cos_jax.wan.config import PRESETS
+    from cos_jax.wan.dit import abstract_dit, count_params
+
+    print("cos-jax self-check: the JAX DiT beside diffusers' WanTransformer3DModel (random weights, fp32, CPU)\n")
+    header = f"{'case':<28} {'weights':<10} {'reference':<18} {'max|Δ|':>10} {'max|ref|':>9} {'rel':>9}  ok"
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for case in PARITY_CASES:
+        runs = [("diffusers", True), ("official", True), ("diffusers", False)]
+        for layout, official_time in runs:
+            r = run_case(case, layout=layout, official_time=official_time)
+            gated = official_time
+            mark = ("yes" if r.ok else "NO") if gated else "(info)"
+            failures += gated and not r.ok
+            print(f"{r.case:<28} {r.layout:<10} {r.reference:<18} {r.max_abs_diff:>10.2e} "
+                  f"{r.max_abs_ref:>9.3f} {r.relative:>9.2e}  {mark}")  # fmt: skip
+    print(f"\ncriterion: max|Δ| <= {TOLERANCE:g} * max|ref| against the official float64 timestep sinusoid;")
+    print("'stock diffusers' rows use diffusers' float32 sinusoid and are shown for information.\n")
+    print(f"{'preset':<10} {'parameters (jax.eval_shape)':>28}")
+    for name, cfg in PRESETS.items():
+        print(f"{name:<10} {count_params(abstract_dit(cfg)):>28,}")
+    print("\nall parity checks passed" if not failures else f"\n{failures} parity checks FAILED")
+    return 1 if failures else 0
+
+
+def _presets(args) -> int:
+    from cos_jax.wan.config import PRESETS
+    from cos_jax.wan.dit import abstract_dit, count_params
+
+    for name, cfg in PRESETS.items():
+        print(f"{name:<10} {count_params(abstract_dit(cfg)):>16,}  {cfg}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cos-jax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("selfcheck", help="parity table against diffusers + full-size parameter counts").set_defaults(
+        func=_selfcheck
+    )
+    sub.add_parser("presets", help="list the DiT presets with parameter counts").set_defaults(func=_presets)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
