@@ -23,9 +23,9 @@ def param(rngs: nnx.Rngs | None, shape: Sequence[int], axes: Sequence[str | None
         value = jnp.ones(shape, dtype)
     elif init == "fan_in":  # normal with std 1/sqrt(fan_in); fan_in is the product of all but the last axis
         std = 1.0 / math.sqrt(math.prod(shape[:-1]))
-        value = (jax.random.normal(rngs.params(), shape, jnp.float32) * std).astype(dtype)
+        value = jax.random.normal(rngs.params(), shape, dtype) * jnp.asarray(std, dtype)
     elif init == "rsqrt_last":  # the official modulation init: randn / sqrt(dim)
-        value = (jax.random.normal(rngs.params(), shape, jnp.float32) / math.sqrt(shape[-1])).astype(dtype)
+        value = jax.random.normal(rngs.params(), shape, dtype) * jnp.asarray(1 / math.sqrt(shape[-1]), dtype)
     else:
         raise ValueError(f"unknown init {init!r}")
     return nnx.Param(value, out_sharding=tuple(axes), eager_sharding=False)

@@ -1,0 +1,114 @@
+"""Benchmark one DiT forward at full size (random bf16 weights) and check the attention kernel in use.
+
+    python scripts/bench_dit.py --preset t2v_a14b --size 480x832x81 --batch 1 --out bench.json
+
+Prints and writes: seconds per forward (median of --repeats after warm-up), achieved TFLOP/s by the
+analytic count of wan22.md §9, weight and XLA temporary (activation) memory, compile time, and
+whether the compiled program calls the cuDNN fused attention kernel. `--layers N` runs only N blocks (for quick checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from cos_jax.wan.config import preset
+from cos_jax.wan.dit import init_dit
+
+
+def forward_flops(cfg, tokens: int, text_tokens: int, batch: int) -> float:
+    """2 FLOPs per multiply-accumulate; blocks + time/text embeddings + head (wan22.md §9)."""
+    d, f, lt = cfg.dim, cfg.ffn_dim, text_tokens
+    per_layer = (
+        12 * tokens * d * d + 4 * tokens * d * f + 4 * tokens * tokens * d + 4 * tokens * lt * d + 4 * lt * d * d
+    )
+    embed = 2 * tokens * cfg.in_dim * 4 * d + 2 * lt * (cfg.text_dim * d + d * d) + 2 * tokens * d * cfg.patch_features
+    return batch * (cfg.num_layers * per_layer + embed)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="t2v_a14b")
+    p.add_argument("--size", default="480x832x81", help="HxWxFRAMES in pixels (VAE stride 4x8x8, or 4x16x16 for ti2v)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--policy", default="bf16", choices=["bf16", "fp32"])
+    p.add_argument("--attention", default="auto")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=None, help="append the result as one JSON line to this file")
+    args = p.parse_args()
+
+    cfg = preset(args.preset)
+    if args.layers:
+        cfg = cfg.replace(num_layers=args.layers)
+    h, w, frames = (int(v) for v in args.size.split("x"))
+    stride = 16 if cfg.model_type == "ti2v" else 8
+    latent = ((frames - 1) // 4 + 1, h // stride, w // stride)
+    tokens = latent[0] * (latent[1] // 2) * (latent[2] // 2)
+
+    t0 = time.perf_counter()
+    model = init_dit(cfg, seed=0, param_dtype=jnp.bfloat16)
+    jax.block_until_ready(jax.tree.leaves(model))
+    init_s = time.perf_counter() - t0
+
+    key = jax.random.key(1)
+    x = jax.random.normal(key, (args.batch, *latent, cfg.in_dim), jnp.float32)
+    t = jnp.full((args.batch,), 999.0)
+    ctx = jax.random.normal(key, (args.batch, cfg.text_len, cfg.text_dim), jnp.bfloat16)
+
+    fwd = jax.jit(lambda m, x, t, c: m(x, t, c, policy=args.policy, attention_backend=args.attention))
+    t0 = time.perf_counter()
+    compiled = fwd.lower(model, x, t, ctx).compile()
+    compile_s = time.perf_counter() - t0
+    hlo = compiled.as_text()
+    uses_cudnn = "__cudnn$fmha" in hlo
+
+    jax.block_until_ready(compiled(model, x, t, ctx))
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(model, x, t, ctx))
+        times.append(time.perf_counter() - t0)
+    sec = statistics.median(times)
+    mem = compiled.memory_analysis()
+    weights_gb = sum(v.nbytes for v in jax.tree.leaves(model)) / 1e9
+    result = {
+        "device": jax.devices()[0].device_kind,
+        "jax": jax.__version__,
+        "preset": args.preset,
+        "layers": cfg.num_layers,
+        "size": args.size,
+        "latent": latent,
+        "tokens": tokens,
+        "batch": args.batch,
+        "policy": args.policy,
+        "attention": args.attention,
+        "uses_cudnn_attention": uses_cudnn,
+        "seconds_per_forward": round(sec, 4),
+        "all_seconds": [round(s, 4) for s in times],
+        "tflops_per_s": round(forward_flops(cfg, tokens, cfg.text_len, args.batch) / sec / 1e12, 1),
+        "weights_gb": round(weights_gb, 2),
+        "activation_temp_gb": round(mem.temp_size_in_bytes / 1e9, 2) if mem else None,
+        "compile_s": round(compile_s, 1),
+        "init_s": round(init_s, 1),
+    }
+    print(json.dumps(result))
+    if args.out:
+        # append atomically: write the old lines plus the new one to a temp file, then rename
+        old = Path(args.out).read_text() if os.path.exists(args.out) else ""
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)))
+        with os.fdopen(fd, "w") as f:
+            f.write(old + json.dumps(result) + "\n")
+        os.replace(tmp, args.out)
+
+
+if __name__ == "__main__":
+    main()
