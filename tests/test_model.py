@@ -58,33 +58,34 @@ def test_identity_hook_is_bit_identical(tiny_config):
     x, t, ctx = _inputs(tiny_config)
     plain = jax.jit(lambda m, x, t, c: m(x, t, c))(model, x, t, ctx)
     plan = {"scale": jnp.ones((tiny_config.num_layers,))}
-    hooked, captures = jax.jit(
-        lambda m, x, t, c, p: m.forward_hooked(x, t, c, hook=identity_hook, plan=p)
+    hooked, state = jax.jit(
+        lambda m, x, t, c, p: m.forward_hooked(x, t, c, hook=identity_hook, plan=p, state=jnp.zeros(3))
     )(model, x, t, ctx, plan)  # fmt: skip
-    assert captures == ()
+    np.testing.assert_array_equal(np.asarray(state), np.zeros(3))
     np.testing.assert_array_equal(np.asarray(hooked), np.asarray(plain))
 
 
-def test_hook_plan_is_data_and_captures_stack(tiny_config):
+def test_hook_plan_is_data_and_state_is_threaded(tiny_config):
     """Which layer a hook acts on is array data: one compilation serves every layer choice."""
     model = init_dit(tiny_config)
     x, t, ctx = _inputs(tiny_config)
     traces = []
 
-    def zero_layer(hidden, plan_slice, layer):
-        return hidden * (1 - plan_slice), jnp.linalg.norm(hidden, axis=-1)
+    def zero_layer(hidden, plan_slice, layer, norms):
+        norms = norms.at[layer].set(jnp.linalg.norm(hidden, axis=-1))
+        return hidden * (1 - plan_slice), norms
 
     @jax.jit
     def run(m, plan):
         traces.append(1)
-        return m.forward_hooked(x, t, ctx, hook=zero_layer, plan=plan)
+        return m.forward_hooked(x, t, ctx, hook=zero_layer, plan=plan, state=jnp.zeros((tiny_config.num_layers, 2, 12)))
 
     plain = model(x, t, ctx)
     outs = []
     for layer in range(tiny_config.num_layers):
         plan = jnp.zeros(tiny_config.num_layers).at[layer].set(1.0)
         out, norms = run(model, plan)
-        assert norms.shape == (tiny_config.num_layers, 2, 2 * 2 * 3)
+        assert (np.asarray(norms) > 0).all()  # every layer wrote its slot
         outs.append(np.asarray(out))
     assert len(traces) == 1
     assert all(np.abs(o - np.asarray(plain)).max() > 1e-3 for o in outs)
@@ -95,8 +96,11 @@ def test_bf16_policy_tracks_fp32_and_keeps_fp32_residual(tiny_config):
     model = init_dit(tiny_config)
     x, t, ctx = _inputs(tiny_config)
     ref = np.asarray(model(x, t, ctx, policy="fp32"))
-    out, dtypes = model.forward_hooked(x, t, ctx, policy="bf16", hook=lambda h, p, i: (h, jnp.zeros((), h.dtype)))
-    assert out.dtype == jnp.float32 and dtypes.dtype == jnp.float32  # the residual stream stays float32
+    seen = model.forward_hooked(
+        x, t, ctx, policy="bf16", hook=lambda h, p, i, s: (h, h.dtype == jnp.float32), state=False
+    )
+    out, residual_is_fp32 = seen
+    assert out.dtype == jnp.float32 and bool(residual_is_fp32)  # the residual stream stays float32
     rel = np.abs(np.asarray(out) - ref).max() / np.abs(ref).max()
     assert 1e-5 < rel < 3e-2  # bf16-level, not identical
 

@@ -136,14 +136,15 @@ class WanDiT(nnx.Module):
         *,
         hook: BlockHook | None = None,
         plan: Any = None,
+        state: Any = None,
         policy: str | Policy = "fp32",
         attention_backend: Backend = "auto",
         timestep_slots: int = 2,
     ) -> tuple[jax.Array, Any]:
-        """`__call__` with a hook after every block (see `cos_jax.wan.hooks`); returns (velocity, captures).
+        """`__call__` with a hook after every block (see `cos_jax.wan.hooks`); returns (velocity, state).
 
-        `plan` is a pytree whose leaves have a leading `num_layers` axis. Without a hook the blocks run
-        exactly as in `__call__` and captures is None.
+        `plan` is a pytree whose leaves have a leading `num_layers` axis; `state` is threaded through the
+        hook calls and returned. Without a hook the blocks run exactly as in `__call__`.
         """
         cfg = self.config
         policy = get_policy(policy)
@@ -160,20 +161,20 @@ class WanDiT(nnx.Module):
         ctx = self.text_out(gelu_tanh(self.text_in(context, policy.compute_dtype)), policy.compute_dtype)
         rope = rope_tables(grid, cfg.rope_pairs, cfg.rope_theta, cfg.rope_max_positions)
 
-        def body(hidden, xs):
+        def body(carry, xs):
+            hidden, hook_state = carry
             block, plan_slice, layer = xs
             hidden = block(hidden, ctx, e0, steps, rope, policy, attention_backend)
-            captures = None
             if hook is not None:
-                hidden, captures = hook(hidden, plan_slice, layer)
-            return constrain(hidden, RESIDUAL_AXES), captures
+                hidden, hook_state = hook(hidden, plan_slice, layer, hook_state)
+            return (constrain(hidden, RESIDUAL_AXES), hook_state), None
 
-        h, captures = jax.lax.scan(body, h, (self.blocks, plan, jnp.arange(cfg.num_layers)))
+        (h, state), _ = jax.lax.scan(body, (h, state), (self.blocks, plan, jnp.arange(cfg.num_layers)))
 
         m = self.head_modulation[...].astype(F32) + e[:, :, None, :]  # [B, K, 2, D]
         shift, scale = steps.select(m[:, :, 0]), steps.select(m[:, :, 1])
         out = self.head(layer_norm(h, cfg.eps) * (1 + scale) + shift, F32)
-        return self._unpatchify(out, grid), captures
+        return self._unpatchify(out, grid), state
 
     def _patchify(self, x: jax.Array) -> tuple[jax.Array, tuple[int, int, int]]:
         cfg = self.config

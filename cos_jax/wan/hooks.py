@@ -3,13 +3,16 @@
 After every transformer block, the hidden state (the `blocks.{i}.resid_post` site, [B, L, D] float32)
 passes through a pure function
 
-    hook(hidden, plan_slice, layer) -> (hidden, captures)
+    hook(hidden, plan_slice, layer, state) -> (hidden, state)
 
-where `plan_slice` is this layer's slice of a plan pytree whose leaves carry a leading `num_layers` axis
-(the block scan slices it like the stacked weights), and `layer` is the layer index as a traced int32.
-`captures` (any pytree, possibly empty) are stacked by the scan into a leading layer axis and returned.
-Hooks must be pure and have static structure, so which layer or step they act on is array data and
-changing it never recompiles. `identity_hook` with any plan leaves the forward bit-identical.
+- `plan_slice` is this layer's slice of a plan pytree whose leaves carry a leading `num_layers` axis
+  (the block scan slices it like the stacked weights);
+- `layer` is the layer index as a traced int32;
+- `state` is any pytree threaded through the block scan (e.g. capture buffers written at chosen layers),
+  returned by `WanDiT.forward_hooked`; its structure and shapes must not change.
+
+Hooks must be pure with static structure: which layer or step they act on is array data, so changing it
+never recompiles. `identity_hook` leaves the forward bit-identical to a call without a hook.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ SITE_RESID_POST = "blocks.{i}.resid_post"
 
 
 class BlockHook(Protocol):
-    def __call__(self, hidden: jax.Array, plan_slice: Any, layer: jax.Array) -> tuple[jax.Array, Any]: ...
+    def __call__(self, hidden: jax.Array, plan_slice: Any, layer: jax.Array, state: Any) -> tuple[jax.Array, Any]: ...
 
 
-def identity_hook(hidden: jax.Array, plan_slice: Any, layer: jax.Array) -> tuple[jax.Array, Any]:
-    """Leaves the hidden state untouched and captures nothing."""
+def identity_hook(hidden: jax.Array, plan_slice: Any, layer: jax.Array, state: Any) -> tuple[jax.Array, Any]:
+    """Leaves the hidden state and the state untouched."""
     del plan_slice, layer
-    return hidden, ()
+    return hidden, state
