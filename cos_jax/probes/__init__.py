@@ -1,0 +1,29 @@
+"""Intervention plans (data) and the pure transforms they stand for."""
+
+from cos_jax.probes.plan import (
+    Capture,
+    Inject,
+    LatentNoise,
+    Mix,
+    Plan,
+    capture_plan,
+    ensemble_matrix,
+    inject_plan,
+    mix_plan,
+    noise_plan,
+    swap_matrix,
+)
+
+__all__ = [
+    "Capture",
+    "Inject",
+    "LatentNoise",
+    "Mix",
+    "Plan",
+    "capture_plan",
+    "ensemble_matrix",
+    "inject_plan",
+    "mix_plan",
+    "noise_plan",
+    "swap_matrix",
+]

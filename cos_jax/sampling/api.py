@@ -1,0 +1,93 @@
+"""`sample`: the one entry point for running a denoising trajectory."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cos_jax.probes.plan import Plan
+from cos_jax.sampling.loop import Conditions, keep_x0, run_trajectory
+from cos_jax.sampling.schedules import SamplingConfig, sampling_preset
+from cos_jax.sampling.trajectory import Trajectory
+from cos_jax.wan.dit import WanDiT
+
+
+@partial(jax.jit, static_argnames=("config", "policy", "attention_backend"))
+def _run_jitted(experts, cond, noise, plan, key, keep, *, config, policy, attention_backend):
+    return run_trajectory(experts, cond, noise, plan, key, keep, config=config, policy=policy,
+                          attention_backend=attention_backend)  # fmt: skip
+
+
+def initial_noise(seeds: Sequence[int], latent_shape: tuple[int, ...]) -> jax.Array:
+    """Standard normal x_T per world, from `jax.random.key(seed)` ([W, *latent_shape])."""
+    return jnp.stack([jax.random.normal(jax.random.key(s), latent_shape, jnp.float32) for s in seeds])
+
+
+def sample(
+    model: WanDiT | tuple[WanDiT, WanDiT],
+    conditions: Conditions,
+    config: SamplingConfig | str,
+    latent_shape: tuple[int, int, int, int] | None = None,
+    *,
+    seeds: Sequence[int] = (0,),
+    noise: jax.Array | None = None,
+    plan: Plan | None = None,
+    plan_seed: int = 0,
+    keep_steps: Sequence[int] | None = None,
+    x0_dtype: str = "float32",
+    policy: str = "fp32",
+    attention_backend: str = "auto",
+) -> Trajectory:
+    """Run one trajectory per seed (the "worlds") through one jitted scan and return a `Trajectory`.
+
+    `model` is one DiT or a (high-noise, low-noise) pair; `config` a `SamplingConfig` or a preset name
+    (`official-t2v-a14b`, `official-i2v-a14b`, `official-ti2v-5b`, `paper`). The initial noise comes
+    from `seeds` and `latent_shape` (F, H, W, C), or is given as `noise` [W, F, H, W, C]. `plan_seed` seeds
+    the noise a plan injects. `keep_steps` selects the steps whose x̂0 is returned (default: all).
+    """
+    config = sampling_preset(config) if isinstance(config, str) else config
+    experts = tuple(model) if isinstance(model, tuple | list) else (model,)
+    if len(experts) not in (1, 2):
+        raise ValueError(f"expected one DiT or a (high, low) pair, got {len(experts)} models")
+    if len(experts) == 2 and config.boundary is None:
+        raise ValueError("two experts need a sampling config with a boundary (e.g. 'official-t2v-a14b' or 'paper')")
+    if noise is None:
+        if latent_shape is None:
+            raise ValueError("pass latent_shape=(F, H, W, C) with seeds, or the initial noise itself")
+        noise = initial_noise(seeds, tuple(latent_shape))
+    keep = keep_x0(config.steps, keep_steps, x0_dtype)
+    plan = plan or Plan()
+    out = _run_jitted(experts, conditions, noise, plan, jax.random.key(plan_seed), keep,
+                      config=config, policy=policy, attention_backend=attention_backend)  # fmt: skip
+    schedule = config.schedule()
+    capture = plan.capture
+    meta = {
+        "sampling": dataclasses.asdict(config),
+        "seeds": list(seeds),
+        "policy": policy,
+        "model": dataclasses.asdict(experts[0].config),
+        "switch_step": config.switch_step() if len(experts) == 2 else None,
+    }
+    return Trajectory(
+        latent=np.asarray(out["latent"]),
+        x0=np.asarray(out["x0"]),
+        x0_steps=_slots_to_indices(keep.step_slot),
+        sigmas=schedule.sigmas,
+        timesteps=schedule.timesteps,
+        captures=None if capture is None else np.asarray(out["captures"]),
+        capture_steps=None if capture is None else _slots_to_indices(capture.step_slot),
+        capture_layers=None if capture is None else _slots_to_indices(capture.layer_slot),
+        meta=meta,
+    )
+
+
+def _slots_to_indices(slots) -> np.ndarray:
+    """[S] slot array -> the step (or layer) index held by each slot, in slot order."""
+    slots = np.asarray(slots)
+    used = np.flatnonzero(slots >= 0)
+    return used[np.argsort(slots[used])]

@@ -1,0 +1,162 @@
+"""The denoising scan: one `lax.scan` per expert phase, CFG over a batch of worlds, x̂0 and captures.
+
+Per step s (global index, both phases): plan noise on x_s → DiT on [cond worlds | uncond worlds] with
+the block hook of the plan → v = v_u + g·(v_c − v_u) → x̂0 = x_s − σ_s·v → solver update → clean-frame
+overwrite (TI2V) → x̂0 and captures written to their slots. Two-expert models run the high-noise expert
+for steps [0, switch) and the low-noise expert for [switch, N): two consecutive scans, a static split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cos_jax.probes.plan import Plan
+from cos_jax.probes.transforms import empty_layer_buffer, layer_plan, make_block_hook, perturb_latent
+from cos_jax.sampling.schedules import SamplingConfig
+from cos_jax.sampling.solvers import get_solver
+from cos_jax.wan.dit import WanDiT
+
+F32 = jnp.float32
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditions:
+    """What every world is conditioned on. Leading axes are 1 (shared) or W (per world).
+
+    context / negative: text-encoder outputs [1|W, T, text_dim] for the CFG branches; y: I2V channels
+    [1|W, F, H, W, Cy] ([mask | first-frame latent]); clean_latent + clean_frames: TI2V image
+    conditioning — latent frames where `clean_frames` [F] is 0 are held at `clean_latent` and their
+    tokens see timestep 0.
+    """
+
+    context: jax.Array
+    negative: jax.Array
+    y: jax.Array | None = None
+    clean_latent: jax.Array | None = None
+    clean_frames: jax.Array | None = None
+
+
+jax.tree_util.register_dataclass(
+    Conditions, data_fields=["context", "negative", "y", "clean_latent", "clean_frames"], meta_fields=[]
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeepX0:
+    """Which steps' x̂0 to return: a slot per step (-1 = drop; data), the slot count and dtype (static)."""
+
+    step_slot: jax.Array
+    num_slots: int
+    dtype: str = "float32"
+
+
+jax.tree_util.register_dataclass(KeepX0, data_fields=["step_slot"], meta_fields=["num_slots", "dtype"])
+
+
+def keep_x0(num_steps: int, steps=None, dtype: str = "float32") -> KeepX0:
+    """Keep x̂0 at `steps` (None = every step)."""
+    steps = list(range(num_steps) if steps is None else steps)
+    slot = np.full(num_steps, -1, np.int32)
+    slot[steps] = np.arange(len(steps))
+    return KeepX0(jnp.asarray(slot), len(steps), dtype)
+
+
+def _per_world(a: jax.Array, worlds: int) -> jax.Array:
+    return jnp.broadcast_to(a, (worlds, *a.shape[1:])) if a.shape[0] == 1 else a
+
+
+def _write(buffer: jax.Array, slot: jax.Array, value: jax.Array) -> jax.Array:
+    """Write value at `slot`, or at the trailing discard slot when slot < 0."""
+    slot = jnp.where(slot >= 0, slot, buffer.shape[0] - 1)
+    return jax.lax.dynamic_update_index_in_dim(buffer, value.astype(buffer.dtype), slot, 0)
+
+
+def run_trajectory(
+    experts: tuple[WanDiT, ...],
+    cond: Conditions,
+    noise: jax.Array,
+    plan: Plan,
+    key: jax.Array,
+    keep: KeepX0,
+    *,
+    config: SamplingConfig,
+    policy: str = "fp32",
+    attention_backend: str = "auto",
+) -> dict[str, Any]:
+    """Sample from initial noise [W, F, H, W, C]; pure and jit-able (config, policy, backend static).
+
+    Returns {"latent", "x0" [K, W, …], "captures" [steps, layers, branches, W, …] or None}.
+    """
+    schedule = config.schedule()
+    sigmas = jnp.asarray(schedule.sigmas)
+    timesteps = jnp.asarray(schedule.timesteps)
+    worlds = noise.shape[0]
+    model_cfg = experts[0].config
+    pt, ph, pw = model_cfg.patch_size
+    f, h, w = noise.shape[1] // pt, noise.shape[2] // ph, noise.shape[3] // pw
+    tokens = f * h * w
+    init_solver, solver_step = get_solver(config.solver)
+    hook = make_block_hook(plan, worlds)
+
+    ctx = jnp.concatenate([_per_world(cond.context, worlds), _per_world(cond.negative, worlds)])
+    y = None if cond.y is None else jnp.concatenate([_per_world(cond.y, worlds)] * 2)
+    clean = cond.clean_latent is not None
+    if clean:
+        keep_mask = cond.clean_frames.astype(F32)[None, :, None, None, None]
+        clean_latent = _per_world(cond.clean_latent, worlds).astype(F32)
+        token_scale = jnp.repeat(cond.clean_frames.astype(F32), tokens // f)[None]  # [1, L]
+        x = (1 - keep_mask) * clean_latent + keep_mask * noise.astype(F32)
+    else:
+        x = noise.astype(F32)
+
+    x0_buffer = jnp.zeros((keep.num_slots + 1, *x.shape), keep.dtype)
+    capture = plan.capture
+    cap_buffer = None
+    if capture is not None:
+        per_step = empty_layer_buffer(capture, worlds, tokens, model_cfg.dim)
+        cap_buffer = jnp.zeros((capture.num_steps + 1, *per_step.shape), per_step.dtype)
+
+    def step(model, guidance, carry, i):
+        x, solver_state, x0_prev, key, x0_buffer, cap_buffer = carry
+        sigma = sigmas[i]
+        key, noise_key = jax.random.split(key)
+        if plan.noise is not None:
+            x = perturb_latent(plan.noise, i, x, x0_prev, sigma, noise_key)
+        t = jnp.full((2 * worlds,), timesteps[i])
+        if clean:
+            t = t[:, None] * token_scale
+        state = None if capture is None else empty_layer_buffer(capture, worlds, tokens, model_cfg.dim)
+        v_both, state = model.forward_hooked(
+            jnp.concatenate([x, x]), t, ctx, y, hook=hook, plan=layer_plan(plan, i), state=state,
+            policy=policy, attention_backend=attention_backend,
+        )  # fmt: skip
+        v_cond, v_uncond = v_both[:worlds], v_both[worlds:]
+        v = v_uncond + guidance * (v_cond - v_uncond)
+        x0 = x - sigma * v
+        x_next, solver_state = solver_step(solver_state, x, v, i, sigmas)
+        if clean:
+            x_next = (1 - keep_mask) * clean_latent + keep_mask * x_next
+        x0_buffer = _write(x0_buffer, keep.step_slot[i], x0)
+        if capture is not None:
+            cap_buffer = _write(cap_buffer, capture.step_slot[i], state)
+        return (x_next, solver_state, x0, key, x0_buffer, cap_buffer), None
+
+    carry = (x, init_solver(x), jnp.zeros_like(x), key, x0_buffer, cap_buffer)
+    switch = config.switch_step() if len(experts) == 2 else config.steps
+    phases = [(experts[0], config.guidance_high, 0, switch)]
+    if len(experts) == 2:
+        phases.append((experts[1], config.guidance_low, switch, config.steps))
+    for model, guidance, start, stop in phases:
+        if stop > start:
+            carry, _ = jax.lax.scan(partial(step, model, guidance), carry, jnp.arange(start, stop))
+    x, _, _, _, x0_buffer, cap_buffer = carry
+    captures = None
+    if capture is not None:
+        captures = cap_buffer[:-1, :-1]
+    return {"latent": x, "x0": x0_buffer[:-1], "captures": captures}

@@ -1,0 +1,61 @@
+"""The result of one sampling run, saved to / loaded from a single .npz with JSON metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """latent [W, F, H, W, C] (final), x0 [K, W, …] at `x0_steps`, captures [S', L', branches, W, …] at
+    `capture_steps` × `capture_layers` (or None), the σ/t schedule, and free-form metadata."""
+
+    latent: np.ndarray
+    x0: np.ndarray
+    x0_steps: np.ndarray
+    sigmas: np.ndarray
+    timesteps: np.ndarray
+    captures: np.ndarray | None = None
+    capture_steps: np.ndarray | None = None
+    capture_layers: np.ndarray | None = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def x0_at(self, step: int) -> np.ndarray:
+        """x̂0 [W, …] of one kept step."""
+        where = np.flatnonzero(self.x0_steps == step)
+        if not where.size:
+            raise KeyError(f"x̂0 of step {step} was not kept; kept steps: {self.x0_steps.tolist()}")
+        return self.x0[where[0]]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically (temp file in the same folder, then rename)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v for k, v in dataclasses.asdict(self).items() if k != "meta" and v is not None}
+        arrays["meta_json"] = np.asarray(json.dumps(self.meta, default=str))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Trajectory:
+        with np.load(path, allow_pickle=False) as data:
+            fields = {f.name for f in dataclasses.fields(cls)} - {"meta"}
+            values = {k: data[k] for k in fields if k in data}
+            meta = json.loads(str(data["meta_json"])) if "meta_json" in data else {}
+        return cls(**values, meta=meta)
