@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cos_jax.sampling import cli as sampling_cli
+
 
 def _selfcheck(args) -> int:
     from cos_jax.convert.parity import PARITY_CASES, TOLERANCE, run_case
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         func=_selfcheck
     )
     sub.add_parser("presets", help="list the DiT presets with parameter counts").set_defaults(func=_presets)
+    sampling_cli.add_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -9,6 +9,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from cos_jax.probes.plan import Plan
 from cos_jax.sampling.loop import Conditions, keep_x0, run_trajectory
@@ -17,10 +18,20 @@ from cos_jax.sampling.trajectory import Trajectory
 from cos_jax.wan.dit import WanDiT
 
 
-@partial(jax.jit, static_argnames=("config", "policy", "attention_backend"))
-def _run_jitted(experts, cond, noise, plan, key, keep, *, config, policy, attention_backend):
+@partial(jax.jit, static_argnames=("config", "policy", "attention_backend", "on_step"))
+def _run_jitted(experts, cond, noise, plan, key, keep, *, config, policy, attention_backend, on_step):
     return run_trajectory(experts, cond, noise, plan, key, keep, config=config, policy=policy,
-                          attention_backend=attention_backend)  # fmt: skip
+                          attention_backend=attention_backend, on_step=on_step)  # fmt: skip
+
+
+# The progress bar of the running `sample` call; `_tick` is one static function, so showing progress
+# never changes the compiled program's cache key.
+_progress: dict = {}
+
+
+def _tick(step) -> None:
+    if _progress.get("bar") is not None:
+        _progress["bar"].update(1)
 
 
 def initial_noise(seeds: Sequence[int], latent_shape: tuple[int, ...]) -> jax.Array:
@@ -42,6 +53,7 @@ def sample(
     x0_dtype: str = "float32",
     policy: str = "fp32",
     attention_backend: str = "auto",
+    progress: bool = False,
 ) -> Trajectory:
     """Run one trajectory per seed (the "worlds") through one jitted scan and return a `Trajectory`.
 
@@ -49,6 +61,7 @@ def sample(
     (`official-t2v-a14b`, `official-i2v-a14b`, `official-ti2v-5b`, `paper`). The initial noise comes
     from `seeds` and `latent_shape` (F, H, W, C), or is given as `noise` [W, F, H, W, C]. `plan_seed` seeds
     the noise a plan injects. `keep_steps` selects the steps whose x̂0 is returned (default: all).
+    `progress` shows a per-step progress bar.
     """
     config = sampling_preset(config) if isinstance(config, str) else config
     experts = tuple(model) if isinstance(model, tuple | list) else (model,)
@@ -62,8 +75,15 @@ def sample(
         noise = initial_noise(seeds, tuple(latent_shape))
     keep = keep_x0(config.steps, keep_steps, x0_dtype)
     plan = plan or Plan()
-    out = _run_jitted(experts, conditions, noise, plan, jax.random.key(plan_seed), keep,
-                      config=config, policy=policy, attention_backend=attention_backend)  # fmt: skip
+    _progress["bar"] = tqdm(total=config.steps, desc="denoising", unit="step") if progress else None
+    try:
+        out = _run_jitted(experts, conditions, noise, plan, jax.random.key(plan_seed), keep, config=config,
+                          policy=policy, attention_backend=attention_backend,
+                          on_step=_tick if progress else None)  # fmt: skip
+        jax.block_until_ready(out)
+    finally:
+        if _progress["bar"] is not None:
+            _progress.pop("bar").close()
     schedule = config.schedule()
     capture = plan.capture
     meta = {

@@ -9,6 +9,7 @@ for steps [0, switch) and the low-noise expert for [switch, N): two consecutive 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -88,8 +89,12 @@ def run_trajectory(
     config: SamplingConfig,
     policy: str = "fp32",
     attention_backend: str = "auto",
+    on_step: Callable[[jax.Array], None] | None = None,
 ) -> dict[str, Any]:
     """Sample from initial noise [W, F, H, W, C]; pure and jit-able (config, policy, backend static).
+
+    `on_step(i)`, if given, is called on the host after each step (progress bars); it does not change
+    the computation.
 
     Returns {"latent", "x0" [K, W, …], "captures" [steps, layers, branches, W, …] or None}.
     """
@@ -145,6 +150,8 @@ def run_trajectory(
         x0_buffer = _write(x0_buffer, keep.step_slot[i], x0)
         if capture is not None:
             cap_buffer = _write(cap_buffer, capture.step_slot[i], state)
+        if on_step is not None:
+            jax.debug.callback(on_step, i)
         return (x_next, solver_state, x0, key, x0_buffer, cap_buffer), None
 
     carry = (x, init_solver(x), jnp.zeros_like(x), key, x0_buffer, cap_buffer)
