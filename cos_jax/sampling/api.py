@@ -51,6 +51,7 @@ def sample(
     plan_seed: int = 0,
     keep_steps: Sequence[int] | None = None,
     x0_dtype: str = "float32",
+    x0_stride: int = 1,
     policy: str = "fp32",
     attention_backend: str = "auto",
     progress: bool = False,
@@ -61,7 +62,7 @@ def sample(
     (`official-t2v-a14b`, `official-i2v-a14b`, `official-ti2v-5b`, `paper`). The initial noise comes
     from `seeds` and `latent_shape` (F, H, W, C), or is given as `noise` [W, F, H, W, C]. `plan_seed` seeds
     the noise a plan injects. `keep_steps` selects the steps whose x̂0 is returned (default: all).
-    `progress` shows a per-step progress bar.
+    `x0_dtype` / `x0_stride` cast and spatially subsample the kept x̂0. `progress` shows a progress bar.
     """
     config = sampling_preset(config) if isinstance(config, str) else config
     experts = tuple(model) if isinstance(model, tuple | list) else (model,)
@@ -73,7 +74,7 @@ def sample(
         if latent_shape is None:
             raise ValueError("pass latent_shape=(F, H, W, C) with seeds, or the initial noise itself")
         noise = initial_noise(seeds, tuple(latent_shape))
-    keep = keep_x0(config.steps, keep_steps, x0_dtype)
+    keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride)
     plan = plan or Plan()
     _progress["bar"] = tqdm(total=config.steps, desc="denoising", unit="step") if progress else None
     try:

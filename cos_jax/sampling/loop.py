@@ -50,22 +50,31 @@ jax.tree_util.register_dataclass(
 
 @dataclasses.dataclass(frozen=True)
 class KeepX0:
-    """Which steps' x̂0 to return: a slot per step (-1 = drop; data), the slot count and dtype (static)."""
+    """Which steps' x̂0 to return — a slot per step (-1 = drop; data) — and, static: the slot count, the
+    dtype, and a spatial stride (x̂0[:, :, ::stride, ::stride] is kept)."""
 
     step_slot: jax.Array
     num_slots: int
     dtype: str = "float32"
+    stride: int = 1
+
+    def reduce(self, x0: jax.Array) -> jax.Array:
+        return x0[:, :, :: self.stride, :: self.stride].astype(self.dtype)
 
 
-jax.tree_util.register_dataclass(KeepX0, data_fields=["step_slot"], meta_fields=["num_slots", "dtype"])
+jax.tree_util.register_dataclass(KeepX0, data_fields=["step_slot"], meta_fields=["num_slots", "dtype", "stride"])
 
 
-def keep_x0(num_steps: int, steps=None, dtype: str = "float32") -> KeepX0:
-    """Keep x̂0 at `steps` (None = every step)."""
+def keep_x0(num_steps: int, steps=None, dtype: str = "float32", stride: int = 1) -> KeepX0:
+    """Keep x̂0 at `steps` (None = every step), cast to `dtype`, every `stride`-th latent row and column."""
     steps = list(range(num_steps) if steps is None else steps)
+    if any(not 0 <= s < num_steps for s in steps):
+        raise ValueError(f"keep steps {steps} must lie in [0, {num_steps})")
+    if stride < 1:
+        raise ValueError(f"x̂0 stride must be >= 1, got {stride}")
     slot = np.full(num_steps, -1, np.int32)
     slot[steps] = np.arange(len(steps))
-    return KeepX0(jnp.asarray(slot), len(steps), dtype)
+    return KeepX0(jnp.asarray(slot), len(steps), dtype, stride)
 
 
 def _per_world(a: jax.Array, worlds: int) -> jax.Array:
@@ -120,7 +129,7 @@ def run_trajectory(
     else:
         x = noise.astype(F32)
 
-    x0_buffer = jnp.zeros((keep.num_slots + 1, *x.shape), keep.dtype)
+    x0_buffer = jnp.zeros((keep.num_slots + 1, *keep.reduce(x).shape), keep.dtype)
     capture = plan.capture
     cap_buffer = None
     if capture is not None:
@@ -147,7 +156,7 @@ def run_trajectory(
         x_next, solver_state = solver_step(solver_state, x, v, i, sigmas)
         if clean:
             x_next = (1 - keep_mask) * clean_latent + keep_mask * x_next
-        x0_buffer = _write(x0_buffer, keep.step_slot[i], x0)
+        x0_buffer = _write(x0_buffer, keep.step_slot[i], keep.reduce(x0))
         if capture is not None:
             cap_buffer = _write(cap_buffer, capture.step_slot[i], state)
         if on_step is not None:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 
@@ -40,8 +41,16 @@ class Trajectory:
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: v for k, v in dataclasses.asdict(self).items() if k != "meta" and v is not None}
+        arrays, dtypes = {}, {}
+        for k, v in dataclasses.asdict(self).items():
+            if k == "meta" or v is None:
+                continue
+            v = np.asarray(v)
+            if v.dtype == ml_dtypes.bfloat16:  # npz has no bfloat16: store the bits, note the dtype
+                v, dtypes[k] = v.view(np.uint16), "bfloat16"
+            arrays[k] = v
         arrays["meta_json"] = np.asarray(json.dumps(self.meta, default=str))
+        arrays["dtypes_json"] = np.asarray(json.dumps(dtypes))
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -56,6 +65,7 @@ class Trajectory:
     def load(cls, path: str | os.PathLike) -> Trajectory:
         with np.load(path, allow_pickle=False) as data:
             fields = {f.name for f in dataclasses.fields(cls)} - {"meta"}
-            values = {k: data[k] for k in fields if k in data}
+            dtypes = json.loads(str(data["dtypes_json"])) if "dtypes_json" in data else {}
+            values = {k: data[k].view(dtypes[k]) if k in dtypes else data[k] for k in fields if k in data}
             meta = json.loads(str(data["meta_json"])) if "meta_json" in data else {}
         return cls(**values, meta=meta)

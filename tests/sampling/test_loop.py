@@ -188,6 +188,20 @@ def test_trajectory_round_trip(tmp_path, experts, cond):
         back.x0_at(3)
 
 
+def test_x0_cast_and_stride(tmp_path, experts, cond):
+    full = sample(experts, cond, CONFIG, LATENT, keep_steps=[2])
+    small = sample(experts, cond, CONFIG, LATENT, keep_steps=[2], x0_dtype="bfloat16", x0_stride=2)
+    assert small.x0.shape == (1, 1, 3, 2, 3, 16) and small.x0.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(
+        small.x0.astype(np.float32), full.x0[:, :, :, ::2, ::2].astype(jnp.bfloat16).astype(np.float32)
+    )
+    back = Trajectory.load(small.save(tmp_path / "bf16.npz"))
+    assert back.x0.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(back.x0, small.x0)
+    with pytest.raises(ValueError, match="must lie in"):
+        sample(experts, cond, CONFIG, LATENT, keep_steps=[STEPS])
+
+
 def test_bad_plan_inputs():
     with pytest.raises(ValueError, match="frame 9 is out of range"):
         noise_plan(STEPS, 3, 1, frames=9)
