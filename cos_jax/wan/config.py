@@ -59,9 +59,10 @@ PRESETS: dict[str, DiTConfig] = {
     "t2v_a14b": DiTConfig("t2v", dim=5120, ffn_dim=13824, num_heads=40, num_layers=40, in_dim=16, out_dim=16),
     "i2v_a14b": DiTConfig("i2v", dim=5120, ffn_dim=13824, num_heads=40, num_layers=40, in_dim=36, out_dim=16),
     "ti2v_5b": DiTConfig("ti2v", dim=3072, ffn_dim=14336, num_heads=24, num_layers=30, in_dim=48, out_dim=48),
-    # A small I2V-shaped model for CPU work (the toy world); head_dim 32 gives a 6/5/5 RoPE split.
+    # The toy world: I2V-shaped over the 48-channel pixel codec ([latent 48 | mask 4 | first-frame latent 48]),
+    # a byte-level tiny umT5 (width 128, 384 tokens); head_dim 64 gives a 12/10/10 RoPE split.
     "toy": DiTConfig(
-        "i2v", dim=256, ffn_dim=1024, num_heads=8, num_layers=8, in_dim=36, out_dim=16, text_dim=256, text_len=64
+        "i2v", dim=256, ffn_dim=1024, num_heads=4, num_layers=8, in_dim=100, out_dim=48, text_dim=128, text_len=384
     ),
 }
 

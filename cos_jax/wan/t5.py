@@ -40,6 +40,8 @@ class T5Config:
 
 
 UMT5_XXL = T5Config(vocab_size=256384, dim=4096, head_dim=64, num_heads=64, ffn_dim=10240, num_layers=24)
+# The toy world's text encoder: the same architecture over the 259 byte tokens of `ByteTokenizer`.
+UMT5_TOY = T5Config(vocab_size=259, dim=128, head_dim=32, num_heads=4, ffn_dim=256, num_layers=2)
 
 
 def relative_position_buckets(length: int, num_buckets: int, max_distance: int) -> np.ndarray:

@@ -52,6 +52,24 @@ class PromptTokenizer:
         return ids, mask
 
 
+class ByteTokenizer:
+    """A download-free tokenizer: UTF-8 bytes + 3 (0 = pad, 1 = </s>, 2 = unused), `</s>` appended,
+    truncated to keep `</s>`, padded with 0 — the same (ids, mask) contract as `PromptTokenizer`."""
+
+    vocab_size = 259
+
+    def __init__(self, max_length: int):
+        self.max_length = max_length
+
+    def __call__(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.zeros((len(prompts), self.max_length), np.int32)
+        for i, prompt in enumerate(prompts):
+            tokens = [*(b + 3 for b in clean_prompt(prompt).encode("utf-8"))][: self.max_length - 1]
+            tokens.append(1)
+            ids[i, : len(tokens)] = tokens
+        return ids, (ids > 0).astype(np.int32)
+
+
 class PromptCache:
     """Embeddings on disk, one .npy per (encoder id, cleaned prompt); writes are atomic."""
 
