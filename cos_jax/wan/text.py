@@ -8,7 +8,7 @@ import html
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,8 @@ class ByteTokenizer:
     def __init__(self, max_length: int):
         self.max_length = max_length
 
-    def __call__(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, prompts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        prompts = list(prompts)
         ids = np.zeros((len(prompts), self.max_length), np.int32)
         for i, prompt in enumerate(prompts):
             tokens = [*(b + 3 for b in clean_prompt(prompt).encode("utf-8"))][: self.max_length - 1]
