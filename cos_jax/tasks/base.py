@@ -2,7 +2,8 @@
 
 Every task draws on a logical 32×32 canvas (``Canvas``): coordinates are in *units*, one unit is
 ``resolution / 32`` pixels, so a scene and its scorer are the same at 32×32, 64×64 or larger.
-Frame 0 is the problem; the solution unfolds over frames 1 .. T-1-HOLD; the last ``HOLD`` frames hold.
+Frame 0 is the problem; the solution unfolds over the next three quarters of the frames and the last
+quarter holds the final state, so a 33-frame video sampled every other frame is the 17-frame video.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import numpy as np
 from cos_jax.tasks import palette
 
 LOGICAL = 32
-HOLD = 3
 CATEGORIES = ("Abstraction", "Knowledge", "Perception", "Spatiality", "Transformation")
 DIFFICULTIES = (1, 2, 3)
 #: difficulty 3 lies outside the training range: the parameter-OOD stress level
@@ -37,9 +37,14 @@ def check_video_shape(resolution: int, num_frames: int) -> None:
         raise ValueError(f"num_frames={num_frames} is not supported; use 4n+1 frames with n >= 2 (9, 17, 33, ...)")
 
 
+def active_frames(num_frames: int) -> int:
+    """Frames over which the solution unfolds (after frame 0): 3/4 of T-1; the rest hold the final state."""
+    return 3 * (num_frames - 1) // 4
+
+
 def progress(t: int, num_frames: int) -> float:
-    """Fraction of the solution shown at frame t: 0 at frame 0, 1 from frame T-1-HOLD on."""
-    return float(np.clip(t / (num_frames - 1 - HOLD), 0.0, 1.0))
+    """Fraction of the solution shown at frame t: 0 at frame 0, 1 from frame ``active_frames(T)`` on."""
+    return float(np.clip(t / active_frames(num_frames), 0.0, 1.0))
 
 
 def param_hash(task: str, params: dict) -> str:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from cos_jax.tasks import palette
-from cos_jax.tasks.base import LOGICAL, Canvas, Sample, ScoreResult, Task, progress, weighted
+from cos_jax.tasks.base import LOGICAL, Canvas, Sample, ScoreResult, Task, active_frames, progress, weighted
 from cos_jax.tasks.grid import bfs, bfs_path, block_fractions
 
 CELLS = {1: 4, 2: 5, 3: 7}  # maze cells per side
@@ -175,7 +175,7 @@ class Maze(Task):
         last = f[-1]
         trail = (last[..., G["yellow"]] >= ON) | (last[..., G["green"]] >= ON)
         clean_trail = not (trail & walls).any()
-        max_jump = max(1, math.ceil(2 * sol["length"] / (meta["num_frames"] - 4)))  # twice the GT pace
+        max_jump = max(1, math.ceil(2 * sol["length"] / active_frames(meta["num_frames"])))  # twice the GT pace
         steps, valid, taken = 0, 0, 0
         for a, b in itertools.pairwise(agents):
             if a is None or b is None or a == b:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from cos_jax.tasks import palette
@@ -31,6 +33,15 @@ def piece_mask(cv: Canvas, piece: str, angle: float) -> np.ndarray:
     for pr, pc in PIECES[piece]:
         m |= (r == pr) & (c == pc) & (y >= 0) & (x >= 0)
     return m
+
+
+@lru_cache(maxsize=32)
+def angle_templates(piece: str, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """The piece at every STEP degrees over its symmetry period: (angles, flattened float32 masks)."""
+    cv = Canvas(res)
+    angles = np.arange(0, period(piece), STEP)
+    masks = np.stack([piece_mask(cv, piece, a) for a in angles]).reshape(len(angles), -1)
+    return angles, masks.astype(np.float32)
 
 
 def period(piece: str) -> int:
@@ -92,10 +103,9 @@ class Rotation(Task):
         per = period(p["piece"])
         cv = Canvas(res)
         masks = palette.decode(frames) == palette.LABEL[p["colour"]]
-        angles = np.arange(0, per, STEP)
-        templates = np.stack([piece_mask(cv, p["piece"], a) for a in angles]).reshape(len(angles), -1)
+        angles, templates = angle_templates(p["piece"], res)
         flat = masks.reshape(len(masks), -1)
-        inter = flat.astype(np.float32) @ templates.T.astype(np.float32)
+        inter = flat.astype(np.float32) @ templates.T
         union = flat.sum(1)[:, None] + templates.sum(1)[None] - inter
         best = angles[(inter / np.maximum(union, 1)).argmax(1)]
         target = piece_mask(cv, p["piece"], meta["solution"]["signed_angle"])

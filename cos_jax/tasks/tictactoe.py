@@ -83,6 +83,8 @@ class TicTacToe(Task):
     def sample_params(self, rng, difficulty):
         def ok(b):
             pieces = 9 - b.count(0)
+            if pieces > 6:  # keep a wrong empty cell to choose
+                return False
             threat = bool(winning_moves(b, 2))
             return {1: pieces <= 4 and not threat, 2: pieces <= 6, 3: pieces >= 6 and threat}[difficulty]
 
@@ -106,6 +108,7 @@ class TicTacToe(Task):
             assert 9 - b.count(0) <= 4 and not winning_moves(b, 2)
         if difficulty == 3:
             assert winning_moves(b, 2) and 9 - b.count(0) >= 6
+        assert b.count(0) >= 3
 
     def _video(self, meta, cell: int) -> np.ndarray:
         res, n = meta["resolution"], meta["num_frames"]

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from cos_jax.tasks import palette
-from cos_jax.tasks.base import Canvas, Sample, ScoreResult, Task, progress, weighted
+from cos_jax.tasks.base import Canvas, Sample, ScoreResult, Task, active_frames, progress, weighted
 from cos_jax.tasks.grid import bfs_path, block_fractions
 
 COLS, ROWS, CELL, TOP = 8, 7, 4.0, 4.0
@@ -32,9 +32,10 @@ def plan(params: dict, order: list[int]) -> list[list] | None:
     """Shortest segments start → waypoints (in ``order``) → goal; a segment never steps on another target."""
     obstacles = {tuple(o) for o in params["obstacles"]}
     targets = [tuple(params["waypoints"][i]) for i in order] + [tuple(params["goal"])]
+    skipped = {tuple(w) for i, w in enumerate(params["waypoints"]) if i not in order}
     segments, here = [], tuple(params["start"])
     for k, target in enumerate(targets):
-        others = {t for j, t in enumerate(targets) if j > k}
+        others = {t for j, t in enumerate(targets) if j > k} | skipped
         seg = bfs_path(here, target, neighbours_fn(obstacles | others))
         if seg is None:
             return None
@@ -88,7 +89,7 @@ class Waypoints(Task):
 
     def _video(self, meta, segments: list, order: list[int]) -> np.ndarray:
         p, n = meta["params"], meta["num_frames"]
-        active = n - 1 - 3
+        active = active_frames(n)
         ends = [math.floor((j + 1) * active / len(segments) + 0.5) for j in range(len(segments))]
         frames = []
         for t in range(n):
@@ -120,7 +121,8 @@ class Waypoints(Task):
             segs = plan(sample.meta["params"], order)
             if segs is not None and order != list(range(k)):
                 return self._video(sample.meta, segs, order)
-        raise RuntimeError("no wrong route found")
+        # every other order is blocked: stop on the last waypoint, short of the goal
+        return self._video(sample.meta, sample.meta["solution"]["segments"][:-1], list(range(k)))
 
     def score_frames(self, frames, meta) -> ScoreResult:
         p, sol = meta["params"], meta["solution"]
