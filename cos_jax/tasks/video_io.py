@@ -92,7 +92,14 @@ def read_video(path: str | os.PathLike) -> np.ndarray:
             from PIL import Image, ImageSequence
 
             with Image.open(path) as im:
-                frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)]
+                frames, durations = [], []
+                for f in ImageSequence.Iterator(im):
+                    frames.append(np.asarray(f.convert("RGB")))
+                    durations.append(f.info.get("duration", 0) or 0)
+            # Pillow merges identical consecutive frames into one longer frame: expand them again
+            base = min((d for d in durations if d > 0), default=0)
+            if base:
+                frames = [f for f, d in zip(frames, durations, strict=True) for _ in range(max(1, round(d / base)))]
         else:
             import imageio.v2 as iio
 
