@@ -1,0 +1,161 @@
+"""Tic-tac-toe, win in one: X to move has exactly one winning cell; mark it (DVR's multi-path example)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from cos_jax.tasks import palette
+from cos_jax.tasks.base import Canvas, Sample, ScoreResult, Task, progress, region_labels, weighted
+
+LINES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
+CELL, ORIGIN, MARK = 10.0, 1.0, 6.0  # units: cell pitch, board origin, piece size
+ON, SEEN = 0.4, 0.15
+
+
+def winner(board: tuple[int, ...]) -> int:
+    """1 (X) or 2 (O) if that side has three in a row, else 0."""
+    for a, b, c in LINES:
+        if board[a] and board[a] == board[b] == board[c]:
+            return board[a]
+    return 0
+
+
+def winning_moves(board: tuple[int, ...], side: int) -> list[int]:
+    moves = []
+    for i in range(9):
+        if board[i] == 0:
+            b = list(board)
+            b[i] = side
+            if winner(tuple(b)) == side:
+                moves.append(i)
+    return moves
+
+
+@cache
+def positions() -> tuple[tuple[int, ...], ...]:
+    """All boards reachable in legal play, X to move, nobody has won, X has exactly one winning move."""
+    seen: set[tuple[int, ...]] = set()
+    stack = [(0,) * 9]
+    while stack:
+        b = stack.pop()
+        if b in seen:
+            continue
+        seen.add(b)
+        if winner(b) or 0 not in b:
+            continue
+        side = 1 if b.count(1) == b.count(2) else 2
+        for i in range(9):
+            if b[i] == 0:
+                stack.append((*b[:i], side, *b[i + 1 :]))
+    good = [b for b in seen if b.count(1) == b.count(2) and not winner(b) and len(winning_moves(b, 1)) == 1]
+    return tuple(sorted(good))
+
+
+def cell_box(i: int) -> tuple[float, float, float, float]:
+    """The inner mark region (x, y, w, h) of cell i, in units."""
+    r, c = divmod(i, 3)
+    off = (CELL - MARK) / 2
+    return ORIGIN + c * CELL + off + 0.5, ORIGIN + r * CELL + off + 0.5, MARK, MARK
+
+
+def draw_board(cv: Canvas, board: tuple[int, ...] | list[int]) -> None:
+    for k in range(4):  # grid lines
+        cv.rect(ORIGIN + k * CELL, ORIGIN, 1, 3 * CELL + 1, "black")
+        cv.rect(ORIGIN, ORIGIN + k * CELL, 3 * CELL + 1, 1, "black")
+    for i, v in enumerate(board):
+        x, y, w, h = cell_box(i)
+        if v == 1:
+            cv.rect(x, y, w, h, "red")
+        elif v == 2:
+            cv.rect(x, y, w, h, "blue")
+            cv.rect(x + 1, y + 1, w - 2, h - 2, "white")
+
+
+class TicTacToe(Task):
+    name = "tictactoe"
+    category = "Knowledge"
+    split = "id"
+    vbvr = "none (multi-path example of Demystifying Video Reasoning)"
+    multiple_choice = True
+
+    def sample_params(self, rng, difficulty):
+        def ok(b):
+            pieces = 9 - b.count(0)
+            if pieces > 6:  # keep a wrong empty cell to choose
+                return False
+            threat = bool(winning_moves(b, 2))
+            return {1: pieces <= 4 and not threat, 2: pieces <= 6, 3: pieces >= 6 and threat}[difficulty]
+
+        pool = [b for b in positions() if ok(b)]
+        return {"board": list(pool[int(rng.integers(len(pool)))])}
+
+    def solve(self, params):
+        return {"win_cell": winning_moves(tuple(params["board"]), 1)[0]}
+
+    def prompt(self, params):
+        return (
+            "A tic-tac-toe board: red squares are X, blue rings are O, and it is X's turn. "
+            "Place one X so that X gets three in a row. Draw the new X as a red square in its cell; "
+            "change nothing else and keep the camera fixed."
+        )
+
+    def check_difficulty(self, params, solution, difficulty):
+        b = tuple(params["board"])
+        assert b in positions() and winning_moves(b, 1) == [solution["win_cell"]]
+        if difficulty == 1:
+            assert 9 - b.count(0) <= 4 and not winning_moves(b, 2)
+        if difficulty == 3:
+            assert winning_moves(b, 2) and 9 - b.count(0) >= 6
+        assert b.count(0) >= 3
+
+    def _video(self, meta, cell: int) -> np.ndarray:
+        res, n = meta["resolution"], meta["num_frames"]
+        base = Canvas(res)
+        draw_board(base, meta["params"]["board"])
+        frames = []
+        for t in range(n):
+            cv = base.copy()
+            cv.rect(*cell_box(cell), "red", alpha=progress(t, n))
+            frames.append(cv.img)
+        return np.stack(frames)
+
+    def render(self, meta):
+        return self._video(meta, meta["solution"]["win_cell"])
+
+    def wrong_video(self, sample: Sample) -> np.ndarray:
+        board = sample.meta["params"]["board"]
+        empty = [i for i, v in enumerate(board) if v == 0 and i != sample.meta["solution"]["win_cell"]]
+        return self._video(sample.meta, empty[sample.meta["seed"] % len(empty)])
+
+    def candidate_activations(self, frames, meta):
+        labels = palette.decode(frames[-1])
+        res = meta["resolution"]
+        return np.array(
+            [
+                palette.fraction(region_labels(labels, res, *cell_box(i)), "red") if v == 0 else 0.0
+                for i, v in enumerate(meta["params"]["board"])
+            ]
+        )
+
+    def correct_candidate(self, meta):
+        return meta["solution"]["win_cell"]
+
+    def score_frames(self, frames, meta) -> ScoreResult:
+        a = self.candidate_activations(frames, meta)
+        marked = set(np.flatnonzero(a >= ON).tolist())
+        win = meta["solution"]["win_cell"]
+        n = len(marked)
+        uniqueness = 1.0 if n == 1 else (0.0 if n == 0 else max(0.0, 1 - 0.3 * (n - 1)))
+        ref = Canvas(meta["resolution"])
+        draw_board(ref, meta["params"]["board"])
+        keep = np.ones(ref.img.shape[:2], dtype=bool)
+        for i, v in enumerate(meta["params"]["board"]):
+            if v == 0:
+                keep &= ~ref.rect_mask(*cell_box(i))
+        ref_l, fin_l = palette.decode(ref.img)[keep], palette.decode(frames[-1])[keep]
+        preserved = float((ref_l == fin_l).mean() >= 0.97)
+        subs = {"correct": float(marked == {win}), "uniqueness": uniqueness, "board_preserved": preserved}
+        w = {"correct": 0.6, "uniqueness": 0.2, "board_preserved": 0.2}
+        return weighted(subs, w, success=marked == {win} and preserved == 1.0, gate=n > 0)

@@ -1,0 +1,31 @@
+"""Exploration diagnostics over sequences of intermediate predictions."""
+
+import numpy as np
+import pytest
+
+from cos_jax.tasks import TASKS
+from cos_jax.tasks.exploration import diagnostics, explore
+
+
+def test_diagnostics_on_known_activations():
+    a = np.array([[0.2, 0.2, 0.0], [0.3, 0.1, 0.0], [0.1, 0.5, 0.0], [0.0, 0.9, 0.0], [0.0, 1.0, 0.0]])
+    d = diagnostics(a, correct=1)
+    assert d["breadth"] == [2, 1, 1, 1, 1]
+    assert d["switches"] == 1  # candidate 0 leads at steps 0-1, then candidate 1
+    assert d["commit_step"] == 2 and d["final_choice"] == 1 and d["committed_correct"]
+    assert d["entropy"][0] > d["entropy"][-1] == 0.0
+    assert diagnostics(np.zeros((3, 4)), correct=0)["commit_step"] is None
+    with pytest.raises(ValueError, match="shape"):
+        diagnostics(np.zeros(4), correct=0)
+
+
+@pytest.mark.parametrize("name", ["maze", "select_next", "tictactoe"])
+def test_explore_sees_a_switch_from_wrong_to_right(name):
+    task = TASKS[name]
+    s = task.generate(3, 2, 64, 17)
+    wrong, right = task.wrong_video(s), s.video
+    blend = ((wrong[-1].astype(int) + right[-1]) // 2).astype(np.uint8)  # both answers half-drawn
+    d = explore(task, [s.video[0], wrong, blend, right, right], s.meta)
+    assert d["final_choice"] == task.correct_candidate(s.meta) and d["committed_correct"]
+    assert d["switches"] >= 1 and d["commit_step"] >= 2
+    assert d["breadth"][0] == 0
