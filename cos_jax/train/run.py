@@ -8,9 +8,9 @@ from functools import partial
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from cos_jax.parallel import make_mesh
@@ -54,8 +54,10 @@ def train(
     if state_dir.exists():
         state = restore_state(state_dir, state)
         print(f"resumed from {state_dir} at step {int(state.step)}")
-    device_data = {k: jnp.asarray(v) for k, v in data.items()}
-    empty = tuple(jnp.asarray(a) for a in spec.tokenizer([""]))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    state = jax.device_put(state, replicated)  # committed like the step's outputs: one compilation
+    device_data = jax.device_put({k: np.asarray(v) for k, v in data.items()}, replicated)
+    empty = jax.device_put(tuple(np.asarray(a) for a in spec.tokenizer([""])), replicated)
     step_fn = jax.jit(partial(train_step, graphdef, spec, cfg), donate_argnums=0)
     log = (out / "log.jsonl").open("a")
     start_step, started = int(state.step), time.perf_counter()
