@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import jax.numpy as jnp
 import numpy as np
@@ -10,9 +11,23 @@ import numpy as np
 from cos_jax.probes.plan import Plan
 from cos_jax.sampling import Conditions, SamplingConfig, Trajectory, sample, sampling_preset
 from cos_jax.wan.codec import to_uint8, to_unit_range
-from cos_jax.wan.toy import ToyModel, ToySpec
+from cos_jax.wan.toy import ToyModel, ToySpec, init_toy
 
 NEGATIVE_PROMPT = ""
+SHIPPED_WEIGHTS = "toy_ema.npz"
+
+
+def load_toy(weights: str | None = None) -> tuple[ToyModel, ToySpec]:
+    """The toy world shipped in the package (EMA weights), or one from a weights .npz."""
+    from importlib import resources
+
+    from cos_jax.train.checkpoint import load_weights
+
+    spec = ToySpec()
+    path = weights or resources.files("cos_jax") / "assets" / "toy" / SHIPPED_WEIGHTS
+    with resources.as_file(path) if weights is None else nullcontext(path) as file:
+        model = load_weights(file, "ema", init_toy(spec))
+    return model, spec
 
 
 def toy_sampling(steps: int = 50, guidance: float = 5.0) -> SamplingConfig:

@@ -1,0 +1,1 @@
+"""Analyses and figures on top of sampled trajectories."""

@@ -1,0 +1,64 @@
+"""Figures people would rather look at than read: x̂0 step × frame grids and candidate activations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def step_frame_grid(
+    x0_videos: np.ndarray, steps: Sequence[int], frames: Sequence[int], scale: int = 3, gap: int = 2
+) -> np.ndarray:
+    """uint8 image: rows = denoising steps, columns = frames of the decoded x̂0 ([S, T, H, W, 3] input)."""
+    s, t, h, w, _ = x0_videos.shape
+    cell_h, cell_w = h * scale + gap, w * scale + gap
+    grid = np.full((len(steps) * cell_h + gap, len(frames) * cell_w + gap, 3), 40, np.uint8)
+    for r, step in enumerate(steps):
+        for c, frame in enumerate(frames):
+            tile = x0_videos[step, frame].repeat(scale, 0).repeat(scale, 1)
+            grid[gap + r * cell_h : gap + r * cell_h + h * scale, gap + c * cell_w : gap + c * cell_w + w * scale] = (
+                tile
+            )
+    return grid
+
+
+def save_grid_figure(path: str | Path, grid: np.ndarray, steps: Sequence[int], frames: Sequence[int], title: str):
+    """The grid with step and frame labels, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = len(steps), len(frames)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * cols, 0.6 + 0.9 * rows))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_xticks([(c + 0.5) * grid.shape[1] / cols for c in range(cols)], [str(f) for f in frames], fontsize=7)
+    ax.set_yticks([(r + 0.5) * grid.shape[0] / rows for r in range(rows)], [str(s) for s in steps], fontsize=7)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("denoising step (x̂0)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_activation_figure(path: str | Path, activations: np.ndarray, correct: int, title: str):
+    """Per-candidate activation across denoising steps (breadth, then commitment)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = np.asarray(activations)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for k in range(a.shape[1]):
+        ax.plot(
+            a[:, k], lw=2.5 if k == correct else 1.2, label=f"candidate {k}" + (" (correct)" if k == correct else "")
+        )
+    ax.set(xlabel="denoising step", ylabel="activation in x̂0", ylim=(-0.02, 1.02), title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
