@@ -115,7 +115,11 @@ class Bounce(Task):
             d = np.where(np.abs(d) < 0.25, 0, np.sign(d))
             return sum(int(((a[1:] * a[:-1]) < 0).sum()) for a in (d[:, 0][d[:, 0] != 0], d[:, 1][d[:, 1] != 0]))
 
-        expected = reversals(want)
+        # bounces are counted on the track as this resolution rasterises it, so pixel rounding cancels out
+        u = res / 32
+        top_left = positions(meta["params"], self._frame_taus(n))
+        drawn = (np.floor(top_left * u + 0.5) + np.floor((top_left + BALL) * u + 0.5)) / (2 * u)
+        expected = reversals(drawn)
         found = reversals(np.nan_to_num(got, nan=0.0))
         moved = not np.isnan(got[[0, -1]]).any() and np.linalg.norm(got[-1] - got[0]) > 1
         subs = {

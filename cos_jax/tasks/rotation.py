@@ -105,7 +105,7 @@ class Rotation(Task):
         masks = palette.decode(frames) == palette.LABEL[p["colour"]]
         angles, templates = angle_templates(p["piece"], res)
         flat = masks.reshape(len(masks), -1)
-        inter = flat.astype(np.float32) @ templates.T
+        inter = np.einsum("tp,ap->ta", flat.astype(np.float32), templates)  # no BLAS threads: small and steady
         union = flat.sum(1)[:, None] + templates.sum(1)[None] - inter
         best = angles[(inter / np.maximum(union, 1)).argmax(1)]
         target = piece_mask(cv, p["piece"], meta["solution"]["signed_angle"])
