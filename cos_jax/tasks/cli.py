@@ -68,7 +68,9 @@ def _score(args) -> int:
 def calibration_rows(names: list[str], n: int, resolution: int, frames: int, difficulty: int) -> list[dict]:
     """GT / still / wrong-answer scores and speeds for each task over seeds 0..n-1."""
     from cos_jax.tasks import get_task, still_video
+    from cos_jax.tasks.palette import decode
 
+    decode(np.zeros((1, 3), np.uint8))  # build the decoder's lookup table once, outside the timings
     rows = []
     for name in tqdm(names, desc=f"calibrate {resolution}px", unit="task"):
         task = get_task(name)
