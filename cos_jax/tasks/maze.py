@@ -197,4 +197,4 @@ class Maze(Task):
         }
         w = {"completion": 0.35, "validity": 0.30, "optimality": 0.15, "preservation": 0.10, "single_agent": 0.10}
         success = reached and validity == 1.0 and bool((trail == route).all())
-        return weighted(subs, w, success=success, gate=moved)
+        return weighted(subs, w, success=success, gate=moved and iou >= 0.8)

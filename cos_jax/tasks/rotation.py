@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from scipy import ndimage
 
 from cos_jax.tasks import palette
 from cos_jax.tasks.base import Canvas, Sample, ScoreResult, Task, progress, weighted
@@ -126,4 +127,9 @@ class Rotation(Task):
             "colour_area": float(area0 > 0 and abs(area1 / area0 - 1) <= 0.15),
         }
         w = {"final_iou": 0.5, "direction": 0.2, "centre": 0.1, "colour_area": 0.2}
-        return weighted(subs, w, success=final_iou >= 0.85 and subs["direction"] >= 0.8, gate=turned)
+        piece_area = templates[0].sum()
+        labelled, count = ndimage.label(masks[-1])
+        largest = np.bincount(labelled.ravel())[1:].max() if count else 0
+        one_piece = 0.5 <= area1 / piece_area <= 1.5 and largest >= 0.9 * area1
+        success = final_iou >= 0.85 and subs["direction"] >= 0.8
+        return weighted(subs, w, success=success, gate=turned and one_piece)

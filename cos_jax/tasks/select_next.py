@@ -119,7 +119,7 @@ class SelectNext(Task):
         keep &= ~question_slot(ref)
         diff = np.abs(frames[-1].astype(np.float32) - ref.img.astype(np.float32))[keep].mean() / 255.0
         subs = {
-            "correct": float(choice == meta["solution"]["answer"]),
+            "correct": float(choice == meta["solution"]["answer"] and n == 1),
             "uniqueness": 1.0 if n == 1 else (0.0 if n == 0 else max(0.0, 1 - 0.3 * (n - 1))),
             "preservation": float(diff < 10 / 255),
         }

@@ -60,3 +60,25 @@ def test_gaussian_noise_keeps_success(name):
         noisy = np.clip(s.video + rng.normal(0, 6, s.video.shape), 0, 255).astype(np.uint8)
         r = task.score(noisy, s.meta)
         assert r.success and r.score >= 0.99, (resolution, r)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_degenerate_videos_score_zero(name):
+    """Blank, black, random-noise and random-palette videos (after the true frame 0) score ≈ 0."""
+    from cos_jax.tasks.palette import RGB
+
+    task = TASKS[name]
+    rng = np.random.default_rng(1)
+    for resolution in (32, 64):
+        for seed in range(3):
+            s = task.generate(seed, 2, resolution, 17)
+            videos = {
+                "white": np.full_like(s.video, 255),
+                "black": np.zeros_like(s.video),
+                "noise": rng.integers(0, 256, s.video.shape, dtype=np.uint8),
+                "palette_noise": RGB.astype(np.uint8)[rng.integers(0, len(RGB), s.video.shape[:3])],
+            }
+            for kind, v in videos.items():
+                v[0] = s.video[0]
+                r = task.score(v, s.meta)
+                assert r.score <= 0.2 and not r.success, (kind, resolution, seed, r)
