@@ -130,4 +130,5 @@ class Analogy(Task):
             "others_unchanged": float(same >= 0.98),
         }
         w = {"colour": 0.3, "size": 0.3, "fill_style": 0.2, "position": 0.1, "others_unchanged": 0.1}
-        return weighted(subs, w, success=iou >= 0.8 and subs["colour"] == 1, gate=area >= 0.2)
+        gate = 0.2 <= area <= 3.0 and same >= 0.9
+        return weighted(subs, w, success=iou >= 0.8 and subs["colour"] == 1, gate=gate)

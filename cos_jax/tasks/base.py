@@ -13,6 +13,7 @@ import json
 import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -58,6 +59,15 @@ def hash_split(h: str) -> str:
     return "test" if int(h, 16) % TEST_BUCKETS == 0 else "train"
 
 
+@lru_cache(maxsize=8)
+def _pixel_centres(resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) of every pixel centre in units (read-only, shared by all canvases of a resolution)."""
+    c = (np.arange(resolution) + 0.5) * LOGICAL / resolution
+    ys, xs = np.meshgrid(c, c, indexing="ij")
+    ys.flags.writeable = xs.flags.writeable = False
+    return ys, xs
+
+
 class Canvas:
     """A white RGB image addressed in logical units (``resolution / 32`` pixels each)."""
 
@@ -65,8 +75,7 @@ class Canvas:
         self.res = resolution
         self.u = resolution / LOGICAL
         self.img = np.full((resolution, resolution, 3), 255, dtype=np.uint8)
-        c = (np.arange(resolution) + 0.5) / self.u
-        self.ys, self.xs = np.meshgrid(c, c, indexing="ij")  # pixel centres in units
+        self.ys, self.xs = _pixel_centres(resolution)
 
     def px(self, v: float) -> int:
         return to_px(v, self.u)

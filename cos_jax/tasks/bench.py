@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from cos_jax.tasks import TASKS, get_task
 from cos_jax.tasks.base import CATEGORIES, Sample
-from cos_jax.tasks.video_io import _atomic, read_png, read_video, write_gif, write_mp4, write_png
+from cos_jax.tasks.video_io import atomic_write, read_png, read_video, write_gif, write_mp4, write_png
 
 SPLIT_DIRS = {"id": "In-Domain", "ood": "Out-of-Domain"}
 SPLIT_NAMES = {v: k for k, v in SPLIT_DIRS.items()}
@@ -45,8 +45,8 @@ def write_sample(folder: str | os.PathLike, sample: Sample, gif: bool = False) -
     write_mp4(folder / "ground_truth.mp4", sample.video)
     if gif:
         write_gif(folder / "ground_truth.gif", sample.video)
-    _atomic(folder / "prompt.txt", lambda tmp: Path(tmp).write_text(sample.prompt + "\n"))
-    _atomic(folder / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(sample.meta, indent=1)))
+    atomic_write(folder / "prompt.txt", lambda tmp: Path(tmp).write_text(sample.prompt + "\n"))
+    atomic_write(folder / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(sample.meta, indent=1)))
     return folder
 
 
@@ -173,4 +173,4 @@ def format_report(report: dict) -> str:
 
 
 def write_report(path: str | os.PathLike, report: dict) -> Path:
-    return _atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))

@@ -10,6 +10,7 @@ from cos_jax.tasks.base import Canvas, Sample, ScoreResult, Task, progress, weig
 
 LO, HI, BALL, STEPS = 1.0, 29.0, 2.0, 12  # ball top-left range, ball size, motion steps
 BOUNCES = {1: (1, 1), 2: (2, 2), 3: (3, 5)}
+MIN_REBOUND = 4.0  # units between the true end and where a ball stuck at the wall would end
 PIXEL_SLACK = 0.75  # units of centroid error allowed for rasterising half-unit positions
 SPEEDS = (-3.0, -2.5, -2.0, -1.5, -1.0, 1.0, 1.5, 2.0, 2.5, 3.0)
 
@@ -55,7 +56,10 @@ class Bounce(Task):
             straight = np.allclose(
                 back, [[p["x0"] - 2 * p["vx"], p["y0"] - 2 * p["vy"]], [p["x0"] - p["vx"], p["y0"] - p["vy"]]]
             )
-            if lo <= n <= hi and straight:
+            end = positions(p, np.array([float(STEPS)]))[0]
+            stuck = np.clip([p["x0"] + p["vx"] * STEPS, p["y0"] + p["vy"] * STEPS], LO, HI)
+            visible = np.linalg.norm(end - stuck) >= MIN_REBOUND  # the rebound is long enough to see
+            if lo <= n <= hi and straight and visible:
                 return p
 
     def solve(self, params):
@@ -73,6 +77,8 @@ class Bounce(Task):
     def check_difficulty(self, params, solution, difficulty):
         lo, hi = BOUNCES[difficulty]
         assert lo <= solution["bounces"] <= hi
+        stuck = np.clip([params["x0"] + params["vx"] * STEPS, params["y0"] + params["vy"] * STEPS], LO, HI)
+        assert np.linalg.norm(np.array(solution["positions_per_step"][-1]) - stuck) >= MIN_REBOUND
 
     def _frame_taus(self, n: int) -> np.ndarray:
         return np.array([progress(t, n) * STEPS for t in range(n)])
@@ -115,7 +121,11 @@ class Bounce(Task):
             d = np.where(np.abs(d) < 0.25, 0, np.sign(d))
             return sum(int(((a[1:] * a[:-1]) < 0).sum()) for a in (d[:, 0][d[:, 0] != 0], d[:, 1][d[:, 1] != 0]))
 
-        expected = reversals(want)
+        # bounces are counted on the track as this resolution rasterises it, so pixel rounding cancels out
+        u = res / 32
+        top_left = positions(meta["params"], self._frame_taus(n))
+        drawn = (np.floor(top_left * u + 0.5) + np.floor((top_left + BALL) * u + 0.5)) / (2 * u)
+        expected = reversals(drawn)
         found = reversals(np.nan_to_num(got, nan=0.0))
         moved = not np.isnan(got[[0, -1]]).any() and np.linalg.norm(got[-1] - got[0]) > 1
         subs = {

@@ -65,15 +65,19 @@ def _score(args) -> int:
     return 0
 
 
-def calibration_rows(names: list[str], n: int, resolution: int, frames: int, difficulty: int) -> list[dict]:
-    """GT / still / wrong-answer scores and speeds for each task over seeds 0..n-1."""
+def calibration_rows(
+    names: list[str], n: int, resolution: int, frames: int, difficulty: int, first_seed: int = 0
+) -> list[dict]:
+    """GT / still / wrong-answer scores and speeds for each task over seeds first_seed .. first_seed+n-1."""
     from cos_jax.tasks import get_task, still_video
+    from cos_jax.tasks.palette import decode
 
+    decode(np.zeros((1, 3), np.uint8))  # build the decoder's lookup table once, outside the timings
     rows = []
     for name in tqdm(names, desc=f"calibrate {resolution}px", unit="task"):
         task = get_task(name)
         t0 = time.perf_counter()
-        samples = [task.generate(seed, difficulty, resolution, frames) for seed in range(n)]
+        samples = [task.generate(seed, difficulty, resolution, frames) for seed in range(first_seed, first_seed + n)]
         gen_s = time.perf_counter() - t0
         gt, still, wrong = [], [], []
         t0 = time.perf_counter()
@@ -97,8 +101,9 @@ def calibration_rows(names: list[str], n: int, resolution: int, frames: int, dif
 def _calibrate(args) -> int:
     names = _task_names(args.task)
     for res in args.resolution:
-        rows = calibration_rows(names, args.n, res, args.frames, args.difficulty)
-        print(f"\n{res}x{res}, {args.frames} frames, difficulty {args.difficulty}, seeds 0..{args.n - 1}\n")
+        rows = calibration_rows(names, args.n, res, args.frames, args.difficulty, args.first_seed)
+        seeds = f"seeds {args.first_seed}..{args.first_seed + args.n - 1}"
+        print(f"\n{res}x{res}, {args.frames} frames, difficulty {args.difficulty}, {seeds}\n")
         print(
             "| task | category | split | GT score (success) | still (max) | wrong (success) "
             "| gen samples/s | score ms/video |"
@@ -142,6 +147,7 @@ def add_commands(subparsers) -> None:
     c = sub.add_parser("calibrate", help="GT / still / wrong-answer scores and speeds per task (markdown table)")
     c.add_argument("--task", nargs="+", default=["all"])
     c.add_argument("--n", type=int, default=20, help="seeds per task")
+    c.add_argument("--first-seed", type=int, default=0, help="first seed of the sweep")
     c.add_argument("--resolution", type=int, nargs="+", default=[32, 64])
     shape(c)
     c.set_defaults(func=_calibrate)

@@ -24,14 +24,19 @@ def hand_mask(cv: Canvas, degrees: float) -> np.ndarray:
 
 
 def hand_angle(cv: Canvas, black: np.ndarray) -> float | None:
-    """Circular mean direction (degrees clockwise from 12) of black pixels at radius 2.5–11 units."""
+    """Circular mean direction (degrees clockwise from 12) of black pixels at radius 2.5–11 units; None unless
+    they look like one hand (about the right pixel count, concentrated in one direction)."""
     dx, dy = cv.xs - CENTRE, cv.ys - CENTRE
     r = np.hypot(dx, dy)
     m = black & (r >= 2.5) & (r <= 11)
-    if m.sum() < 2:
+    expected = (HAND - 2.5) * 2 * HALF_WIDTH * (cv.res / 32) ** 2  # pixels of a hand in the annulus
+    if not 0.4 * expected <= m.sum() <= 2.5 * expected:
         return None
     ang = np.arctan2(dx[m], -dy[m])
-    return float(np.rad2deg(np.arctan2(np.sin(ang).mean(), np.cos(ang).mean())) % 360)
+    s, c = np.sin(ang).mean(), np.cos(ang).mean()
+    if np.hypot(s, c) < 0.8:  # pixels spread around the dial, not one hand
+        return None
+    return float(np.rad2deg(np.arctan2(s, c)) % 360)
 
 
 class Clock(Task):

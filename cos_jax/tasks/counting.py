@@ -88,4 +88,6 @@ class Counting(Task):
         }
         w = {"count_exact": 0.5, "count_close": 0.2, "prefix_order": 0.1, "objects_preserved": 0.1, "monotonic": 0.1}
         success = count == target and prefix and blobs == target
-        return weighted(subs, w, success=success, gate=count > 0)
+        ink0 = target * 2 * 2 / (32 * 22)  # the generator's objects: 2×2 units each
+        ink = (top != palette.LABEL["white"]).mean()
+        return weighted(subs, w, success=success, gate=count > 0 and ink <= 1.5 * ink0 + 0.02)

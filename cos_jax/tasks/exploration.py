@@ -50,7 +50,10 @@ def diagnostics(activations: np.ndarray, correct: int, tau: float = TAU) -> dict
 
 
 def explore(task: Task, predictions: Sequence[np.ndarray], meta: dict, tau: float = TAU) -> dict:
-    """Diagnostics for a sequence of predicted videos (or single final frames) of one sample."""
+    """Diagnostics for a sequence of predicted videos (or single final frames) of one sample.
+
+    Predictions are uint8 RGB, or floats in [0, 1]; map a model's [-1, 1] output to [0, 1] first.
+    """
     acts = []
     for pred in predictions:
         v = np.asarray(pred)

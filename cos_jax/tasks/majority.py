@@ -98,4 +98,4 @@ class MajorityColour(Task):
         subs = {"converted": converted, "untouched_majority": untouched, "preservation": float(preserved)}
         w = {"converted": 0.6, "untouched_majority": 0.2, "preservation": 0.2}
         success = all(f == maj for f in final) and preserved
-        return weighted(subs, w, success=success, gate=converted > 0)
+        return weighted(subs, w, success=success, gate=converted > 0 and outside < 0.1)

@@ -125,17 +125,20 @@ class Maze(Task):
         return self._video(meta, [tuple(c) for c in meta["solution"]["path"]])
 
     def _candidates(self, meta) -> list[list[tuple[int, int]]]:
-        """Exclusive lattice blocks of each candidate: the solution route first, then each dead end's detour."""
+        """Lattice blocks read for each candidate: the solution route first, then, for each dead end, the
+        blocks of its detour that no other dead end's detour shares (so nested dead ends do not overlap)."""
         p = meta["params"]
         nb = neighbours_fn(p["lattice"])
         start, goal = tuple(p["start"]), tuple(p["goal"])
         solution = route_blocks([tuple(c) for c in meta["solution"]["path"]])
         on_route = set(solution)
-        cands = [solution[1:]]
-        for cell in sorted(bfs(start, nb)):
-            if cell not in (start, goal) and len(list(nb(cell))) == 1:
-                cands.append([b for b in route_blocks(bfs_path(start, cell, nb)) if b not in on_route])
-        return cands
+        ends = [c for c in sorted(bfs(start, nb)) if c not in (start, goal) and len(list(nb(c))) == 1]
+        detours = [[b for b in route_blocks(bfs_path(start, c, nb)) if b not in on_route] for c in ends]
+        uses: dict[tuple[int, int], int] = {}
+        for d in detours:
+            for b in d:
+                uses[b] = uses.get(b, 0) + 1
+        return [solution[1:]] + [[b for b in d if uses[b] == 1] for d in detours]
 
     def wrong_video(self, sample: Sample) -> np.ndarray:
         p = sample.meta["params"]
@@ -197,4 +200,4 @@ class Maze(Task):
         }
         w = {"completion": 0.35, "validity": 0.30, "optimality": 0.15, "preservation": 0.10, "single_agent": 0.10}
         success = reached and validity == 1.0 and bool((trail == route).all())
-        return weighted(subs, w, success=success, gate=moved)
+        return weighted(subs, w, success=success, gate=moved and iou >= 0.8)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -31,16 +33,39 @@ def rgb(name: str) -> np.ndarray:
     return np.array(COLOURS[name], dtype=np.uint8)
 
 
-def decode(frames: np.ndarray) -> np.ndarray:
-    """Label every pixel with its nearest palette colour index (``UNKNOWN`` if farther than 100).
-
-    ``frames``: uint8 array (..., 3). Returns int8 labels with the leading shape.
-    """
-    x = np.asarray(frames, dtype=np.float32)
-    d2 = ((x[..., None, :] - RGB) ** 2).sum(-1)
+def _nearest(rgb: np.ndarray) -> np.ndarray:
+    """Nearest palette index of each (..., 3) colour, UNKNOWN beyond MAX_DISTANCE."""
+    d2 = ((rgb.astype(np.float32)[..., None, :] - RGB) ** 2).sum(-1)
     idx = d2.argmin(-1)
     near = np.take_along_axis(d2, idx[..., None], -1)[..., 0] <= MAX_DISTANCE**2
     return np.where(near, idx, UNKNOWN).astype(np.int8)
+
+
+@cache
+def _lookup_table() -> np.ndarray:
+    """Labels of all 2^24 RGB colours (16 MiB, built once per process), indexed by (r << 16) | (g << 8) | b."""
+    levels = np.arange(256, dtype=np.int32)
+    best = np.full((256, 256, 256), np.iinfo(np.int32).max, dtype=np.int32)
+    table = np.full((256, 256, 256), UNKNOWN, dtype=np.int8)
+    for k, (r, g, b) in enumerate(RGB.astype(np.int32)):
+        d2 = ((levels - r) ** 2)[:, None, None] + ((levels - g) ** 2)[None, :, None] + ((levels - b) ** 2)[None, None]
+        closer = d2 < best
+        best[closer] = d2[closer]
+        table[closer] = k
+    table[best > MAX_DISTANCE**2] = UNKNOWN
+    return table.reshape(-1)
+
+
+def decode(frames: np.ndarray) -> np.ndarray:
+    """Label every pixel with its nearest palette colour index (``UNKNOWN`` if farther than 100).
+
+    ``frames``: uint8 array (..., 3). Returns int8 labels with the leading shape (exact, via a lookup table).
+    """
+    x = np.asarray(frames)
+    if x.dtype != np.uint8 or x.shape[-1] != 3:
+        raise ValueError(f"expected uint8 RGB frames (..., 3), got {x.dtype} {x.shape}")
+    code = (x[..., 0].astype(np.uint32) << 16) | (x[..., 1].astype(np.uint32) << 8) | x[..., 2]
+    return _lookup_table()[code]
 
 
 def fraction(labels: np.ndarray, name: str, axis=None) -> np.ndarray | float:

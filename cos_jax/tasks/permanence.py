@@ -32,7 +32,7 @@ class Permanence(Task):
         return {"objects": objs}
 
     def solve(self, params):
-        return {"bar_speed_per_progress": TRAVEL, "final_objects": params["objects"]}
+        return {"bar_travel_units": TRAVEL, "final_objects": params["objects"]}
 
     def prompt(self, params):
         return (

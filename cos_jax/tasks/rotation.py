@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from scipy import ndimage
 
 from cos_jax.tasks import palette
 from cos_jax.tasks.base import Canvas, Sample, ScoreResult, Task, progress, weighted
@@ -105,7 +106,7 @@ class Rotation(Task):
         masks = palette.decode(frames) == palette.LABEL[p["colour"]]
         angles, templates = angle_templates(p["piece"], res)
         flat = masks.reshape(len(masks), -1)
-        inter = flat.astype(np.float32) @ templates.T
+        inter = np.einsum("tp,ap->ta", flat.astype(np.float32), templates)  # no BLAS threads: small and steady
         union = flat.sum(1)[:, None] + templates.sum(1)[None] - inter
         best = angles[(inter / np.maximum(union, 1)).argmax(1)]
         target = piece_mask(cv, p["piece"], meta["solution"]["signed_angle"])
@@ -126,4 +127,9 @@ class Rotation(Task):
             "colour_area": float(area0 > 0 and abs(area1 / area0 - 1) <= 0.15),
         }
         w = {"final_iou": 0.5, "direction": 0.2, "centre": 0.1, "colour_area": 0.2}
-        return weighted(subs, w, success=final_iou >= 0.85 and subs["direction"] >= 0.8, gate=turned)
+        piece_area = templates[0].sum()
+        labelled, count = ndimage.label(masks[-1])
+        largest = np.bincount(labelled.ravel())[1:].max() if count else 0
+        one_piece = 0.5 <= area1 / piece_area <= 1.5 and largest >= 0.9 * area1
+        success = final_iou >= 0.85 and subs["direction"] >= 0.8
+        return weighted(subs, w, success=success, gate=turned and one_piece)

@@ -18,6 +18,11 @@ def ring_mask(cv: Canvas, k: int) -> np.ndarray:
     return outer & ~cv.rect_mask(k * PITCH + 1, BOTTOM_Y + 1, PITCH - 2, PITCH - 2)
 
 
+def question_slot(cv: Canvas) -> np.ndarray:
+    """The "?" slot, where a model may copy its answer without penalty."""
+    return cv.rect_mask(3 * PITCH, TOP_Y, PITCH, PITCH)
+
+
 def square(cv: Canvas, col: int, y: float, size: int, colour: str) -> None:
     off = (PITCH - size) / 2
     cv.rect(col * PITCH + off, y + off, size, size, colour)
@@ -111,17 +116,12 @@ class SelectNext(Task):
         keep = np.ones(ref.img.shape[:2], dtype=bool)
         for k in range(4):
             keep &= ~ring_mask(ref, k)
-        keep &= ~region_mask_q(ref)
+        keep &= ~question_slot(ref)
         diff = np.abs(frames[-1].astype(np.float32) - ref.img.astype(np.float32))[keep].mean() / 255.0
         subs = {
-            "correct": float(choice == meta["solution"]["answer"]),
+            "correct": float(choice == meta["solution"]["answer"] and n == 1),
             "uniqueness": 1.0 if n == 1 else (0.0 if n == 0 else max(0.0, 1 - 0.3 * (n - 1))),
             "preservation": float(diff < 10 / 255),
         }
         w = {"correct": 0.6, "uniqueness": 0.2, "preservation": 0.2}
         return weighted(subs, w, success=subs["correct"] == 1 and n == 1 and subs["preservation"] == 1, gate=n > 0)
-
-
-def region_mask_q(cv: Canvas) -> np.ndarray:
-    """The "?" slot, where a model may copy its answer without penalty."""
-    return cv.rect_mask(3 * PITCH, TOP_Y, PITCH, PITCH)

@@ -15,10 +15,10 @@ WHITE = palette.LABEL["white"]
 
 
 def cells_labels(frames: np.ndarray, res: int, x0: float) -> np.ndarray:
-    """Majority label of every cell of one half, (..., ROWS, HALF_COLS); white where no colour has ≥ 50%."""
+    """Majority label of every cell of one half, (..., ROWS, HALF_COLS); UNKNOWN where no colour has ≥ 50%."""
     f = block_fractions(palette.decode(frames), res, x0, TOP, CELL, ROWS, HALF_COLS)
     lab = f.argmax(-1)
-    return np.where(f.max(-1) >= 0.5, lab, WHITE)
+    return np.where(f.max(-1) >= 0.5, lab, palette.UNKNOWN)
 
 
 class Symmetry(Task):
@@ -96,4 +96,9 @@ class Symmetry(Task):
             "axis_preservation": float(axis.mean() >= 0.8),
         }
         w = {"mirror_f1": 0.6, "left_preservation": 0.3, "axis_preservation": 0.1}
-        return weighted(subs, w, success=f1 == 1.0 and (left == left0).all(), gate=bool(predicted.any()))
+        return weighted(
+            subs,
+            w,
+            success=f1 == 1.0 and (left == left0).all(),
+            gate=bool(predicted.any()) and subs["left_preservation"] >= 0.8,
+        )

@@ -53,6 +53,19 @@ def positions() -> tuple[tuple[int, ...], ...]:
     return tuple(sorted(good))
 
 
+@cache
+def pool_for(difficulty: int) -> tuple[tuple[int, ...], ...]:
+    """Boards of a difficulty: 1 = at most 4 pieces and no O threat, 2 = at most 6 pieces,
+    3 = exactly 6 pieces with an O threat. Every board keeps at least 3 empty cells."""
+
+    def ok(b):
+        pieces = 9 - b.count(0)
+        threat = bool(winning_moves(b, 2))
+        return pieces <= 6 and {1: pieces <= 4 and not threat, 2: True, 3: pieces >= 6 and threat}[difficulty]
+
+    return tuple(b for b in positions() if ok(b))
+
+
 def cell_box(i: int) -> tuple[float, float, float, float]:
     """The inner mark region (x, y, w, h) of cell i, in units."""
     r, c = divmod(i, 3)
@@ -81,14 +94,7 @@ class TicTacToe(Task):
     multiple_choice = True
 
     def sample_params(self, rng, difficulty):
-        def ok(b):
-            pieces = 9 - b.count(0)
-            if pieces > 6:  # keep a wrong empty cell to choose
-                return False
-            threat = bool(winning_moves(b, 2))
-            return {1: pieces <= 4 and not threat, 2: pieces <= 6, 3: pieces >= 6 and threat}[difficulty]
-
-        pool = [b for b in positions() if ok(b)]
+        pool = pool_for(difficulty)
         return {"board": list(pool[int(rng.integers(len(pool)))])}
 
     def solve(self, params):

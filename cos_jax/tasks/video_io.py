@@ -14,7 +14,7 @@ CRF = 10  # near-lossless: small palette scenes survive the round trip
 PIXEL_FORMAT = "yuv444p"  # full-resolution colour: 4:2:0 chroma blurs 1-px colour features at 32×32
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Write through a temp file in the destination folder and rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = FPS) -> Pa
             for f in v:
                 w.append_data(f)
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: int = FPS) -> Path:
@@ -60,7 +60,7 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: int = FPS) -> Pa
 
     v = _check(frames)
     images = [Image.fromarray(f) for f in v]
-    return _atomic(
+    return atomic_write(
         path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                                          duration=round(1000 / fps), loop=0)
     )  # fmt: skip
@@ -72,7 +72,7 @@ def write_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
     f = np.asarray(frame)
     if f.ndim != 3 or f.shape[-1] != 3 or f.dtype != np.uint8:
         raise ValueError(f"expected a uint8 (H, W, 3) frame, got {f.dtype} {f.shape}")
-    return _atomic(path, lambda tmp: Image.fromarray(f).save(tmp, format="PNG"))
+    return atomic_write(path, lambda tmp: Image.fromarray(f).save(tmp, format="PNG"))
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:

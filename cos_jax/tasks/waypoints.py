@@ -166,4 +166,4 @@ class Waypoints(Task):
         }
         w = {"order": 0.35, "legality": 0.20, "completion": 0.25, "optimality": 0.10, "preservation": 0.10}
         success = complete and subs["legality"] == 1.0 and subs["preservation"] == 1.0
-        return weighted(subs, w, success=success, gate=moved)
+        return weighted(subs, w, success=success, gate=moved and subs["preservation"] >= 0.8)

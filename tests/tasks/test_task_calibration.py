@@ -1,6 +1,7 @@
 """Scorer calibration per task: ground truth succeeds, a still video scores ≈ 0, a plausible wrong answer
 fails, and the scores survive an mp4 round trip and a resolution change."""
 
+import numpy as np
 import pytest
 
 from cos_jax.tasks import TASKS, still_video
@@ -48,3 +49,36 @@ def test_scores_other_resolution_and_frame_count(name):
     assert big.meta["param_hash"] == small.meta["param_hash"]
     r = task.score(big.video, small.meta)
     assert r.success, r
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_gaussian_noise_keeps_success(name):
+    task = TASKS[name]
+    rng = np.random.default_rng(0)
+    for resolution in (32, 64):
+        s = task.generate(1, 2, resolution, 17)
+        noisy = np.clip(s.video + rng.normal(0, 6, s.video.shape), 0, 255).astype(np.uint8)
+        r = task.score(noisy, s.meta)
+        assert r.success and r.score >= 0.99, (resolution, r)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_degenerate_videos_score_zero(name):
+    """Blank, black, random-noise and random-palette videos (after the true frame 0) score ≈ 0."""
+    from cos_jax.tasks.palette import RGB
+
+    task = TASKS[name]
+    rng = np.random.default_rng(1)
+    for resolution in (32, 64):
+        for seed in range(3):
+            s = task.generate(seed, 2, resolution, 17)
+            videos = {
+                "white": np.full_like(s.video, 255),
+                "black": np.zeros_like(s.video),
+                "noise": rng.integers(0, 256, s.video.shape, dtype=np.uint8),
+                "palette_noise": RGB.astype(np.uint8)[rng.integers(0, len(RGB), s.video.shape[:3])],
+            }
+            for kind, v in videos.items():
+                v[0] = s.video[0]
+                r = task.score(v, s.meta)
+                assert r.score <= 0.2 and not r.success, (kind, resolution, seed, r)

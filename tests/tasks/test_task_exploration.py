@@ -29,3 +29,13 @@ def test_explore_sees_a_switch_from_wrong_to_right(name):
     assert d["final_choice"] == task.correct_candidate(s.meta) and d["committed_correct"]
     assert d["switches"] >= 1 and d["commit_step"] >= 2
     assert d["breadth"][0] == 0
+
+
+def test_palette_decode_is_exact_nearest_colour():
+    from cos_jax.tasks import palette
+
+    x = np.random.default_rng(0).integers(0, 256, (20000, 3), dtype=np.uint8)
+    assert np.array_equal(palette.decode(x), palette._nearest(x))
+    corners = np.stack([palette.rgb(n) for n in palette.NAMES])
+    assert palette.decode(corners).tolist() == list(range(len(palette.NAMES)))
+    assert palette.decode(np.array([[230, 128, 25]], np.uint8)).tolist() == [palette.UNKNOWN]
