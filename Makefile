@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # 8 fake CPU devices so the sharding tests run without accelerators.
 TEST_ENV := JAX_PLATFORMS=cpu XLA_FLAGS=--xla_force_host_platform_device_count=8
 
-.PHONY: test demo lint format clean
+.PHONY: test demo selfcheck lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q -n 2 tests
 
 demo: $(STAMP)
+	JAX_PLATFORMS=cpu $(VENV)/bin/cos-jax demo
+
+selfcheck: $(STAMP)
 	JAX_PLATFORMS=cpu $(VENV)/bin/cos-jax selfcheck
 
 lint: $(STAMP)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from cos_jax.sampling import cli as sampling_cli
+from cos_jax.tasks import cli as tasks_cli
 
 
 def _selfcheck(args) -> int:
@@ -36,6 +37,17 @@ def _selfcheck(args) -> int:
     return 1 if failures else 0
 
 
+def _demo(args) -> int:
+    import warnings
+
+    from cos_jax.analysis.demo import run_demo
+
+    warnings.filterwarnings("ignore", message="os.fork")  # the mp4 writer's ffmpeg subprocess
+    per_task, steps = (1, 8) if args.quick else (args.per_task, args.steps)
+    run_demo(args.out, per_task=per_task, steps=steps, weights=args.weights)
+    return 0
+
+
 def _presets(args) -> int:
     from cos_jax.wan.config import PRESETS
     from cos_jax.wan.dit import abstract_dit, count_params
@@ -53,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("presets", help="list the DiT presets with parameter counts").set_defaults(func=_presets)
     sampling_cli.add_commands(sub)
+    tasks_cli.add_commands(sub)
+    demo = sub.add_parser("demo", help="the shipped toy world on held-out puzzles: videos, x̂0 grids, scores")
+    demo.add_argument("--out", default="demo_out")
+    demo.add_argument("--per-task", type=int, default=2)
+    demo.add_argument("--steps", type=int, default=50)
+    demo.add_argument("--quick", action="store_true", help="1 puzzle per task, 8 steps (a smoke run)")
+    demo.add_argument("--weights", default=None, help="a toy weights .npz instead of the shipped one")
+    demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -50,8 +50,9 @@ def run_demo(out: str | Path = "demo_out", per_task: int = 2, steps: int = 50, g
         row = {"sample": name, "task": sample.task, "score": round(result.score, 4), "success": result.success}
         if task.multiple_choice or sample.task == "maze":
             diag = explore(task, list(x0_videos[:, w]), sample.meta)
-            save_activation_figure(out / f"{name}_exploration.png", diag["activations"],
-                                   task.correct_candidate(sample.meta), f"{sample.task}: candidates over steps")  # fmt: skip
+            correct = task.correct_candidate(sample.meta)
+            title = f"{sample.task}: candidates over steps"
+            save_activation_figure(out / f"{name}_exploration.png", diag["activations"], correct, title)
             row.update(max_breadth=diag["max_breadth"], commit_step=diag["commit_step"], switches=diag["switches"])
             (out / f"{name}_exploration.json").write_text(json.dumps(diag, indent=1))
         rows.append(row)

@@ -12,7 +12,7 @@ def step_frame_grid(
     x0_videos: np.ndarray, steps: Sequence[int], frames: Sequence[int], scale: int = 3, gap: int = 2
 ) -> np.ndarray:
     """uint8 image: rows = denoising steps, columns = frames of the decoded x̂0 ([S, T, H, W, 3] input)."""
-    s, t, h, w, _ = x0_videos.shape
+    h, w = x0_videos.shape[2:4]
     cell_h, cell_w = h * scale + gap, w * scale + gap
     grid = np.full((len(steps) * cell_h + gap, len(frames) * cell_w + gap, 3), 40, np.uint8)
     for r, step in enumerate(steps):
