@@ -22,5 +22,5 @@ def test_sample_writes_a_trajectory(tmp_path):
                  "--seeds", "0", "1", "--keep-steps", "0-1,49", "--out", str(out)])  # fmt: skip
     assert code == 0
     traj = Trajectory.load(out)
-    assert traj.x0_steps.tolist() == [0, 1, 49] and traj.latent.shape == (2, 1, 4, 4, 16)
+    assert traj.x0_steps.tolist() == [0, 1, 49] and traj.latent.shape == (2, 1, 4, 4, 48)
     assert traj.meta["model_spec"] == "random:toy"
