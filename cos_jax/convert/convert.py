@@ -1,0 +1,262 @@
+"""Streaming conversion of PyTorch DiT checkpoints (official, diffusers, single file) to cos-jax Orbax
+checkpoints, optionally merging LoRAs.
+
+Everything is checked from the file headers before any data is read: every source tensor used exactly
+once, every parameter filled, every shape right, every LoRA pair fitting. Then parameters are built one at
+a time (a block parameter is stacked from its per-layer tensors read one by one) and appended to the
+component's Orbax checkpoint, so peak memory is one stacked parameter plus one source tensor. The output
+is written to `<out>.incomplete-<pid>` and renamed to `<out>` only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import shutil
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from cos_jax.convert import checkpoint
+from cos_jax.convert.dit_config import config_to_dict, match_preset
+from cos_jax.convert.dit_keys import (
+    SINGLE_FILE_PREFIX,
+    KeyMismatchError,
+    Layout,
+    forward_transform,
+    is_stacked,
+    plan_sources,
+    source_shape,
+    target_shapes,
+)
+from cos_jax.convert.layouts import DEFAULT_BOUNDARY, discover, resolve_component
+from cos_jax.convert.lora import Lora, LoraMismatchError, load_lora
+from cos_jax.convert.sources import TensorSource
+from cos_jax.wan.config import DiTConfig
+
+
+@dataclasses.dataclass
+class _Job:
+    name: str
+    source: TensorSource
+    layout: Layout
+    config: DiTConfig
+    plan: list
+    loras: list[Lora]
+
+    @property
+    def bytes(self) -> int:
+        return self.source.total_bytes
+
+
+class _Progress:
+    """A tqdm bar over bytes that also shows tensors done / total."""
+
+    def __init__(self, total_bytes: int, total_tensors: int, enabled: bool):
+        self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
+                        desc="convert")  # fmt: skip
+        self.done, self.total = 0, total_tensors
+
+    def advance(self, nbytes: int) -> None:
+        self.done += 1
+        self.bar.update(nbytes)
+        self.bar.set_postfix_str(f"{self.done}/{self.total} tensors", refresh=False)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def _real_name(source: TensorSource, name: str) -> str:
+    return name if name in source.infos else SINGLE_FILE_PREFIX + name
+
+
+def _check_shapes(job: _Job, origin: str) -> None:
+    shapes = target_shapes(job.config)
+    bad = []
+    for rule, names in job.plan:
+        want = source_shape(rule, shapes[rule.target])
+        for n in names:
+            got = job.source.infos[_real_name(job.source, n)].shape
+            if got != want:
+                bad.append(f"{n}: checkpoint {got} vs model {want}")
+    if bad:
+        more = f" … and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise KeyMismatchError(
+            f"{origin}: {job.layout} layout: {len(bad)} tensors have the wrong shape for {job.config}: "
+            + "; ".join(bad[:5])
+            + more
+        )
+
+
+def _assign_loras(names: list[str], lora: str | None, lora_high: str | None, lora_low: str | None) -> dict:
+    wanted = {}
+    if lora is not None:
+        if names != ["dit"]:
+            raise LoraMismatchError(
+                f"--lora applies to a single DiT; this checkpoint has {names}: use --lora-high/--lora-low"
+            )
+        wanted["dit"] = lora
+    for comp, file in (("high_noise", lora_high), ("low_noise", lora_low)):
+        if file is not None:
+            if comp not in names:
+                raise LoraMismatchError(f"a {comp} LoRA was given but the checkpoint has no {comp} expert ({names})")
+            wanted[comp] = file
+    return wanted
+
+
+def plan_conversion(
+    src: str, *, lora=None, lora_high=None, lora_low=None, lora_scale=1.0, layout=None, config=None
+) -> tuple[list[_Job], object]:
+    """Open and check everything (headers only). Raises before anything is written."""
+    found = discover(src)
+    loras = _assign_loras(list(found.components), lora, lora_high, lora_low)
+    jobs = []
+    for name, comp in found.components.items():
+        source, lay, cfg = resolve_component(comp, layout, config)
+        plan = plan_sources(source.keys(), cfg, lay)
+        job = _Job(name, source, lay, cfg, plan, [])
+        _check_shapes(job, comp.path)
+        if name in loras:
+            job.loras.append(load_lora(loras[name], cfg, lora_scale))
+        jobs.append(job)
+    return jobs, found
+
+
+def _build_parameter(job: _Job, rule, names: list[str], dtype: np.dtype, bar) -> np.ndarray:
+    shape = target_shapes(job.config)[rule.target]
+    out = np.empty(((len(names),) if is_stacked(rule) else ()) + shape, dtype)
+    for i, name in enumerate(names):
+        x = job.source.read(_real_name(job.source, name))
+        for lora in job.loras:
+            delta = lora.delta(rule.target, i if is_stacked(rule) else None)
+            if delta is not None:
+                x = x.astype(np.float32) + delta
+        value = forward_transform(rule, x)
+        if is_stacked(rule):
+            out[i] = value
+        else:
+            out[...] = value
+        bar.advance(job.source.infos[_real_name(job.source, name)].nbytes)
+        del x, value
+    return out
+
+
+def _nested(dotted: str, value) -> dict:
+    tree: dict = {}
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+    return tree
+
+
+def convert_checkpoint(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    lora: str | None = None,
+    lora_high: str | None = None,
+    lora_low: str | None = None,
+    lora_scale: float = 1.0,
+    dtype: str = "bf16",
+    layout: Layout | None = None,
+    config: DiTConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Convert `src` (any supported layout) to a cos-jax checkpoint folder `out`; returns the manifest."""
+    src, out = os.fspath(src), os.path.abspath(os.fspath(out))
+    if dtype not in checkpoint.DTYPES:
+        raise ValueError(f"dtype {dtype!r}; choose bf16 or fp32")
+    np_dtype = np.dtype(checkpoint.DTYPES[dtype]) if dtype in ("fp32", "float32") else _bf16()
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f"{out} exists; remove it or pass overwrite=True (--overwrite)")
+    jobs, found = plan_conversion(
+        src, lora=lora, lora_high=lora_high, lora_low=lora_low, lora_scale=lora_scale, layout=layout, config=config
+    )
+    tmp = f"{out}.incomplete-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    start = time.perf_counter()
+    total = sum(j.bytes for j in jobs)
+    try:
+        with _Progress(total, sum(len(j.source.infos) for j in jobs), progress) as bar:
+            for job in jobs:
+                comp_dir = os.path.join(tmp, job.name)
+                for rule, names in job.plan:
+                    value = _build_parameter(job, rule, names, np_dtype, bar)
+                    checkpoint.save_params_partial(comp_dir, _nested(rule.target, value))
+                    del value
+                checkpoint.finalize(comp_dir)
+        seconds = time.perf_counter() - start
+        manifest = _manifest(src, found, jobs, checkpoint.DTYPES[dtype], total, seconds)
+        with open(os.path.join(tmp, checkpoint.MANIFEST), "w") as f:
+            json_dump(manifest, f)
+        if os.path.exists(out):
+            old = f"{out}.old-{os.getpid()}"
+            os.rename(out, old)
+            os.rename(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _bf16() -> np.dtype:
+    import ml_dtypes
+
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def json_dump(obj, f) -> None:
+    import json
+
+    json.dump(obj, f, indent=2)
+    f.write("\n")
+
+
+def _manifest(src: str, found, jobs: list[_Job], dtype: str, total: int, seconds: float) -> dict:
+    boundary = found.boundary_ratio
+    boundary_origin = "model_index.json" if boundary is not None else None
+    if boundary is None and len(jobs) == 2:
+        boundary = DEFAULT_BOUNDARY.get(jobs[0].config.model_type)
+        boundary_origin = "official default for the model type" if boundary is not None else None
+    from cos_jax import __version__
+
+    return {
+        "format": checkpoint.FORMAT,
+        "version": checkpoint.FORMAT_VERSION,
+        "cos_jax_version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "source": src,
+        "source_layout": found.kind,
+        "dtype": dtype,
+        "boundary_ratio": boundary,
+        "boundary_ratio_from": boundary_origin,
+        "bytes_read": total,
+        "seconds": round(seconds, 3),
+        "components": {
+            j.name: {
+                "kind": "wan_dit",
+                "path": j.name,
+                "layout": j.layout,
+                "config": config_to_dict(j.config),
+                "preset": match_preset(j.config),
+                "source_files": [
+                    os.path.relpath(f, src) if os.path.isdir(src) else os.path.basename(f) for f in j.source.files
+                ],
+                "tensors": len(j.source.infos),
+                "loras": [lora.summary() for lora in j.loras],
+            }
+            for j in jobs
+        },
+    }
