@@ -108,3 +108,39 @@ def load_checkpoint(
     graphdef, state = nnx.split(model)
     nnx.replace_by_pure_dict(state, restored)
     return nnx.merge(graphdef, state)
+
+
+def load_first_layers(
+    path: str | os.PathLike, component: str | None = None, *, num_layers: int, param_dtype=jnp.float32
+) -> WanDiT:
+    """A `WanDiT` with only the first `num_layers` blocks of a converted component, restored one parameter at
+    a time (peak host memory: one stacked parameter), for validating full-size checkpoints on a small host."""
+    ocp = _ocp()
+    path, component, manifest = _locate(os.fspath(path), component)
+    entry = manifest["components"][component]
+    full_cfg = config_from_dict(entry["config"])
+    if not 0 < num_layers <= full_cfg.num_layers:
+        raise ValueError(f"num_layers={num_layers}; the checkpoint has {full_cfg.num_layers} layers")
+    cfg = full_cfg.replace(num_layers=num_layers)
+    stored = abstract_params(abstract_dit(full_cfg, jnp.dtype(manifest["dtype"])))
+    model = abstract_dit(cfg, param_dtype)
+    graphdef, state = nnx.split(model)
+    values = {}
+    loading = ocp.options.PyTreeOptions(loading=ocp.options.PyTreeOptions.Loading(partial_load=True))
+    with ocp.Context(pytree_options=loading):
+        for keys, spec in jax.tree_util.tree_flatten_with_path(stored)[0]:
+            names = [k.key for k in keys]
+            subtree = spec
+            for n in reversed(names):
+                subtree = {n: subtree}
+            leaf = ocp.load(os.path.abspath(os.path.join(path, entry["path"])), subtree)
+            for n in names:
+                leaf = leaf[n]
+            array = np.asarray(leaf[:num_layers] if names[0] == "blocks" else leaf).astype(param_dtype)
+            del leaf
+            node = values
+            for n in names[:-1]:
+                node = node.setdefault(n, {})
+            node[names[-1]] = jnp.asarray(array)
+    nnx.replace_by_pure_dict(state, values)
+    return nnx.merge(graphdef, state)
