@@ -179,7 +179,7 @@ def test_interrupted_conversion_leaves_nothing_complete(src, tmp_path, monkeypat
 
     monkeypatch.setattr(checkpoint, "save_params_partial", flaky)
     with pytest.raises(KeyboardInterrupt):
-        _convert(src, tmp_path / "out")
+        _convert(src, tmp_path / "out", batch_bytes=20_000)
     assert sorted(os.listdir(tmp_path)) == ["src"]
     # a folder left behind by a killed process is refused by the loader
     (tmp_path / "out.incomplete-123").mkdir()

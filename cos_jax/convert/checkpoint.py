@@ -90,57 +90,76 @@ def abstract_params(model: nnx.Module, mesh: Mesh | None = None) -> dict:
     )
 
 
+def storage_path(target: str, layer: int | None) -> tuple[str, ...]:
+    """Where a tensor lives in a component checkpoint: block tensors per layer (`blocks.ffn_up.kernel.layer003`),
+    so conversion can append them one batch at a time; `load_checkpoint` stacks them on the devices."""
+    path = tuple(target.split("."))
+    return path if layer is None else (*path, f"layer{layer:03d}")
+
+
+def _restore(component_dir: str, target: dict, num_layers: int) -> dict:
+    """Restore the first `num_layers` layers of every parameter of `target` (ShapeDtypeStructs with shardings)
+    straight into their shardings; block parameters are stacked on the devices, one parameter at a time."""
+    ocp = _ocp()
+    flat = jax.tree_util.tree_flatten_with_path(target)[0]
+    storage: dict = {}
+    for keys, spec in flat:
+        path = tuple(k.key for k in keys)
+        if path[0] != "blocks":
+            _set_path(storage, path, spec)
+            continue
+        sharding = NamedSharding(spec.sharding.mesh, PartitionSpec(*spec.sharding.spec[1:]))
+        for i in range(num_layers):
+            _set_path(storage, storage_path(".".join(path), i), jax.ShapeDtypeStruct(spec.shape[1:], spec.dtype,
+                                                                                     sharding=sharding))  # fmt: skip
+    loading = ocp.options.PyTreeOptions(loading=ocp.options.PyTreeOptions.Loading(partial_load=True))
+    with ocp.Context(pytree_options=loading):
+        restored = ocp.load(os.path.abspath(component_dir), storage)
+    out: dict = {}
+    for keys, spec in flat:
+        path = tuple(k.key for k in keys)
+        node = restored
+        for p in path[:-1]:
+            node = node[p]
+        value = node.pop(path[-1])
+        if path[0] == "blocks":
+            layers = [value[f"layer{i:03d}"] for i in range(num_layers)]
+            del value
+            value = jax.jit(lambda *xs: jnp.stack(xs), out_shardings=spec.sharding)(*layers)
+            del layers
+        _set_path(out, path, value)
+    return out
+
+
+def _set_path(tree: dict, path: tuple[str, ...], value) -> None:
+    for p in path[:-1]:
+        tree = tree.setdefault(p, {})
+    tree[path[-1]] = value
+
+
 def load_checkpoint(
-    path: str | os.PathLike, component: str | None = None, *, mesh: Mesh | None = None, param_dtype=None
+    path: str | os.PathLike,
+    component: str | None = None,
+    *,
+    mesh: Mesh | None = None,
+    param_dtype=None,
+    num_layers: int | None = None,
 ) -> WanDiT:
     """Load one component of a converted checkpoint as a `WanDiT`, sharded over `mesh` by the logical-axis
     rules (`cos_jax.parallel`); without a mesh, on the first device. `param_dtype` defaults to the stored
-    dtype (bf16 unless converted with fp32)."""
+    dtype (bf16 unless converted with fp32). `num_layers` keeps only the first blocks (for checks of
+    full-size checkpoints on small hosts); only those are read."""
     path, component, manifest = _locate(os.fspath(path), component)
     entry = manifest["components"][component]
     if entry.get("kind") != "wan_dit":
         raise ValueError(f"{path}/{component} is a {entry.get('kind')!r}; load_checkpoint loads wan_dit components")
     cfg = config_from_dict(entry["config"])
-    dtype = jnp.dtype(param_dtype or manifest["dtype"])
-    model = abstract_dit(cfg, dtype)
-    target = abstract_params(model, mesh)
-    restored = _ocp().load(os.path.abspath(os.path.join(path, entry["path"])), target)
+    if num_layers is not None:
+        if not 0 < num_layers <= cfg.num_layers:
+            raise ValueError(f"num_layers={num_layers}; the checkpoint has {cfg.num_layers} layers")
+        cfg = cfg.replace(num_layers=num_layers)
+    model = abstract_dit(cfg, jnp.dtype(param_dtype or manifest["dtype"]))
+    values = _restore(os.path.join(path, entry["path"]), abstract_params(model, mesh), cfg.num_layers)
     graphdef, state = nnx.split(model)
-    nnx.replace_by_pure_dict(state, restored)
-    return nnx.merge(graphdef, state)
-
-
-def load_first_layers(
-    path: str | os.PathLike, component: str | None = None, *, num_layers: int, param_dtype=jnp.float32
-) -> WanDiT:
-    """A `WanDiT` with only the first `num_layers` blocks of a converted component, restored one parameter at
-    a time (peak host memory: one stacked parameter), for validating full-size checkpoints on a small host."""
-    ocp = _ocp()
-    path, component, manifest = _locate(os.fspath(path), component)
-    entry = manifest["components"][component]
-    full_cfg = config_from_dict(entry["config"])
-    if not 0 < num_layers <= full_cfg.num_layers:
-        raise ValueError(f"num_layers={num_layers}; the checkpoint has {full_cfg.num_layers} layers")
-    cfg = full_cfg.replace(num_layers=num_layers)
-    stored = abstract_params(abstract_dit(full_cfg, jnp.dtype(manifest["dtype"])))
-    model = abstract_dit(cfg, param_dtype)
-    graphdef, state = nnx.split(model)
-    values = {}
-    loading = ocp.options.PyTreeOptions(loading=ocp.options.PyTreeOptions.Loading(partial_load=True))
-    with ocp.Context(pytree_options=loading):
-        for keys, spec in jax.tree_util.tree_flatten_with_path(stored)[0]:
-            names = [k.key for k in keys]
-            subtree = spec
-            for n in reversed(names):
-                subtree = {n: subtree}
-            leaf = ocp.load(os.path.abspath(os.path.join(path, entry["path"])), subtree)
-            for n in names:
-                leaf = leaf[n]
-            array = np.asarray(leaf[:num_layers] if names[0] == "blocks" else leaf).astype(param_dtype)
-            del leaf
-            node = values
-            for n in names[:-1]:
-                node = node.setdefault(n, {})
-            node[names[-1]] = jnp.asarray(array)
     nnx.replace_by_pure_dict(state, values)
     return nnx.merge(graphdef, state)

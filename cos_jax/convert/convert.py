@@ -2,10 +2,11 @@
 checkpoints, optionally merging LoRAs.
 
 Everything is checked from the file headers before any data is read: every source tensor used exactly
-once, every parameter filled, every shape right, every LoRA pair fitting. Then parameters are built one at
-a time (a block parameter is stacked from its per-layer tensors read one by one) and appended to the
-component's Orbax checkpoint, so peak memory is one stacked parameter plus one source tensor. The output
-is written to `<out>.incomplete-<pid>` and renamed to `<out>` only when complete.
+once, every parameter filled, every shape right, every LoRA pair fitting. Then tensors are read one at a
+time, LoRA-merged, transformed, cast and appended to the component's Orbax checkpoint in batches of a few
+hundred MB (block tensors are stored per layer; `load_checkpoint` stacks them on the devices), so peak
+memory does not grow with the model. The output is written to `<out>.incomplete-<pid>` and renamed to
+`<out>` only when complete.
 """
 
 from __future__ import annotations
@@ -127,33 +128,56 @@ def plan_conversion(
     return jobs, found
 
 
-def _build_parameter(job: _Job, rule, names: list[str], dtype: np.dtype, bar) -> np.ndarray:
-    shape = target_shapes(job.config)[rule.target]
-    out = np.empty(((len(names),) if is_stacked(rule) else ()) + shape, dtype)
-    for i, name in enumerate(names):
-        x = job.source.read(_real_name(job.source, name))
-        for lora in job.loras:
-            delta = lora.delta(rule.target, i if is_stacked(rule) else None)
-            if delta is not None:
-                x = x.astype(np.float32) + delta
-        value = forward_transform(rule, x)
-        if is_stacked(rule):
-            out[i] = value
-        else:
-            out[...] = value
-        bar.advance(job.source.infos[_real_name(job.source, name)].nbytes)
-        del x, value
-    return out
+def _converted_tensors(job: _Job, dtype: np.dtype, bar):
+    """Yield (storage path, array) for every source tensor in plan order: read, LoRA-merged, transformed, cast."""
+    for rule, names in job.plan:
+        for i, name in enumerate(names):
+            real = _real_name(job.source, name)
+            x = job.source.read(real)
+            layer = i if is_stacked(rule) else None
+            for lora in job.loras:
+                delta = lora.delta(rule.target, layer)
+                if delta is not None:
+                    x = x.astype(np.float32) + delta
+            value = np.ascontiguousarray(forward_transform(rule, x), dtype=dtype)
+            del x
+            bar.advance(job.source.infos[real].nbytes)
+            yield checkpoint.storage_path(rule.target, layer), value
 
 
-def _nested(dotted: str, value) -> dict:
-    tree: dict = {}
-    node = tree
-    *parents, leaf = dotted.split(".")
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = value
-    return tree
+def _write_component(job: _Job, comp_dir: str, dtype: np.dtype, bar, batch_bytes: int) -> None:
+    """Append the tensors to the Orbax checkpoint in batches of about `batch_bytes`, then commit it."""
+    pending: dict = {}
+    size = 0
+    for path, value in _converted_tensors(job, dtype, bar):
+        _set_path(pending, path, value)
+        size += value.nbytes
+        del value
+        if size >= batch_bytes:
+            checkpoint.save_params_partial(comp_dir, pending)
+            pending, size = {}, 0
+            _release_freed_memory()
+    if pending:
+        checkpoint.save_params_partial(comp_dir, pending)
+    del pending
+    checkpoint.finalize(comp_dir)
+    _release_freed_memory()
+
+
+def _set_path(tree: dict, path: tuple[str, ...], value) -> None:
+    for p in path[:-1]:
+        tree = tree.setdefault(p, {})
+    tree[path[-1]] = value
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise, inflating RSS between batches)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def convert_checkpoint(
@@ -169,8 +193,12 @@ def convert_checkpoint(
     config: DiTConfig | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    batch_bytes: int = 64 << 20,
 ) -> dict:
-    """Convert `src` (any supported layout) to a cos-jax checkpoint folder `out`; returns the manifest."""
+    """Convert `src` (any supported layout) to a cos-jax checkpoint folder `out`; returns the manifest.
+
+    Converted tensors are appended to the Orbax checkpoint in batches of about `batch_bytes`, so peak
+    memory is a small multiple of max(batch_bytes, largest tensor), independent of the model size."""
     src, out = os.fspath(src), os.path.abspath(os.fspath(out))
     if dtype not in checkpoint.DTYPES:
         raise ValueError(f"dtype {dtype!r}; choose bf16 or fp32")
@@ -188,12 +216,7 @@ def convert_checkpoint(
     try:
         with _Progress(total, sum(len(j.source.infos) for j in jobs), progress) as bar:
             for job in jobs:
-                comp_dir = os.path.join(tmp, job.name)
-                for rule, names in job.plan:
-                    value = _build_parameter(job, rule, names, np_dtype, bar)
-                    checkpoint.save_params_partial(comp_dir, _nested(rule.target, value))
-                    del value
-                checkpoint.finalize(comp_dir)
+                _write_component(job, os.path.join(tmp, job.name), np_dtype, bar, batch_bytes)
         seconds = time.perf_counter() - start
         manifest = _manifest(src, found, jobs, checkpoint.DTYPES[dtype], total, seconds)
         with open(os.path.join(tmp, checkpoint.MANIFEST), "w") as f:

@@ -3,8 +3,8 @@
 against the cos-jax model (a converted checkpoint, or the source converted in memory), same random inputs.
 
 Full-size checkpoints: `layers=N` keeps the embeddings, the head and the first N blocks on both sides
-(every kind of tensor and transform, at full width), reading only those tensors; the converted side is
-restored one parameter at a time. With N=2 an A14B expert needs about 3.7 GB per framework in fp32, so
+(every kind of tensor and transform, at full width), reading only those tensors on both sides (the converted
+checkpoint stores blocks per layer). With N=2 an A14B expert needs about 3.7 GB per framework in fp32, so
 it fits a 24 GB host. The remaining blocks use the same table rows and are covered by the strict
 key/shape check.
 """
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cos_jax.convert import reference
-from cos_jax.convert.checkpoint import load_checkpoint, load_first_layers, read_manifest
+from cos_jax.convert.checkpoint import load_checkpoint, read_manifest
 from cos_jax.convert.dit_keys import SINGLE_FILE_PREFIX, plan_sources, rename
 from cos_jax.convert.layouts import discover, resolve_component
 from cos_jax.convert.load import dit_from_state_dict
@@ -143,10 +143,7 @@ def validate(
             _merge_loras(state, [load_lora(file, found_config(found, name), scale)], cfg)
         if manifest:
             state = _round_to(state, manifest["dtype"])
-            if layers is None:
-                model = load_checkpoint(converted, name, param_dtype=jnp.float32)
-            else:
-                model = load_first_layers(converted, name, num_layers=cfg.num_layers)
+            model = load_checkpoint(converted, name, param_dtype=jnp.float32, num_layers=cfg.num_layers)
         else:
             model = dit_from_state_dict(state, cfg, layout="diffusers")
         inputs = reference.random_inputs(cfg, 1, latent, text_tokens=text_tokens, seed=seed)
