@@ -149,3 +149,31 @@ def test_restore_into_mesh_shardings(tmp_path):
     assert want["blocks"]["ffn_up"]["kernel"].spec == jax.P(None, "fsdp", "tensor")
     with jax.set_mesh(mesh):
         _check(model, ref, I2V, batch=2)
+
+
+def _to_diffusers_names(key: str) -> str:
+    """blocks.3.self_attn.q.lora_A.default.weight -> transformer.blocks.3.attn1.to_q.lora_A.weight (alpha too)."""
+    p = key.split(".")
+    tail = ".".join(t for t in p[4:] if t != "default")
+    return f"transformer.blocks.{p[1]}.{_TO_DIFFUSERS[p[2] + '.' + p[3]]}.{tail}"
+
+
+def _to_kohya_names(key: str) -> str:
+    """... -> diffusion_model.blocks.3.self_attn.q.lora_down.weight (alpha too)."""
+    key = "diffusion_model." + key.replace(".default.", ".")
+    return key.replace(".lora_A.", ".lora_down.").replace(".lora_B.", ".lora_up.")
+
+
+@pytest.mark.parametrize("rename_key", [_to_diffusers_names, _to_kohya_names], ids=["diffusers-names", "up-down"])
+def test_lora_key_variants(tmp_path, rename_key):
+    """The same LoRA under diffusers module names / lora_up-lora_down + `diffusion_model.` gives the same merge."""
+    from safetensors.numpy import save_file
+
+    ref = reference.random_reference_dit(T2V.config, seed=9)
+    cw.write_official_sharded(str(tmp_path / "src"), ref, T2V.config)
+    lora = cw.write_diffsynth_lora(str(tmp_path / "ds.safetensors"), T2V.config, rank=3, seed=4, alpha=6.0)
+    save_file({rename_key(k): v for k, v in lora.items()}, tmp_path / "lora.safetensors")
+    convert_checkpoint(tmp_path / "src", tmp_path / "out", dtype="fp32", lora=tmp_path / "lora.safetensors",
+                       progress=False)  # fmt: skip
+    merge_lora_torch(ref, lora)
+    _check(cos_jax.load(tmp_path / "out"), ref, T2V)

@@ -2,7 +2,7 @@
 into the base weights during conversion.
 
 Key names and scaling follow DiffSynth-Studio's `GeneralLoRALoader` (read, not copied):
-- a pair is `<module>.lora_B[.default].weight` (up, shape (out, r)) and the same name with `lora_A`
+- a pair is `<module>.lora_B[.<adapter>].weight` (up, shape (out, r)) and the same name with `lora_A`
   (down, shape (r, in)); files that use `.lora_up.` pair it with `.lora_down.`;
 - a leading `diffusion_model.` is dropped; `<module>` is the official module name
   (`blocks.3.self_attn.q`, `blocks.3.ffn.0`, ...);
@@ -28,7 +28,8 @@ from cos_jax.convert.sources import TensorSource, open_tensors
 from cos_jax.wan.config import DiTConfig
 
 _PREFIXES = ("model.diffusion_model.", "diffusion_model.", "pipe.dit.", "dit.", "transformer.")
-_PAIR = re.compile(r"^(?P<module>.+)\.(?P<factor>lora_A|lora_B|lora_down|lora_up)(?:\.default)?\.weight$")
+# `<module>.<factor>[.<adapter name>].weight`; peft's default adapter name is "default"
+_PAIR = re.compile(r"^(?P<module>.+)\.(?P<factor>lora_A|lora_B|lora_down|lora_up)(?:\.[^.]+)?\.weight$")
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
@@ -123,6 +124,9 @@ def load_lora(path: str | os.PathLike, cfg: DiTConfig, scale: float = 1.0) -> Lo
             problems.append(
                 f"{key}: B @ A is {(up_shape[0], down_shape[1])} but the weight {rule.official} is {(w_out, w_in)}"
             )
+            continue
+        if (rule.target, layer) in pairs:
+            problems.append(f"{key}: a second LoRA pair for the same weight ({pairs[(rule.target, layer)].up})")
             continue
         has_alpha = alpha in shapes
         pairs[(rule.target, layer)] = LoraPair(key, down, alpha if has_alpha else None, down_shape[0])
