@@ -80,7 +80,7 @@ def test_official_a14b_with_diffsynth_lora_pair(tmp_path):
         tmp_path / "src", tmp_path / "out", dtype="fp32", lora_scale=0.7, progress=False,
         lora_high=tmp_path / "high_noise_lora.safetensors", lora_low=tmp_path / "low_noise_lora.safetensors",
     )  # fmt: skip
-    assert manifest["boundary_ratio"] == 0.9  # the official I2V default
+    assert manifest["boundary_ratio"] == 0.9 and manifest["source_kind"] == "official_a14b"  # official I2V default
     assert manifest["components"]["high_noise"]["loras"][0]["pairs"] == cfg.num_layers * len(cw.LORA_MODULES)
     merge_lora_torch(high, lora_high, 0.7)
     merge_lora_torch(low, lora_low, 0.7)
@@ -96,7 +96,7 @@ def test_diffusers_pipeline_folder(tmp_path):
     cw.write_diffusers_pipeline(str(tmp_path / "src"), high, low, boundary_ratio=0.875)
     assert os.path.exists(tmp_path / "src" / "transformer" / cw.SHARD_INDEX)  # really sharded
     manifest = convert_checkpoint(tmp_path / "src", tmp_path / "out", dtype="fp32", progress=False)
-    assert manifest["boundary_ratio"] == 0.875 and manifest["source_layout"] == "diffusers"
+    assert manifest["boundary_ratio"] == 0.875 and manifest["source_kind"] == "diffusers_pipeline"
     assert manifest["components"]["low_noise"]["layout"] == "diffusers"
     _check(cos_jax.load(tmp_path / "out", "high_noise"), high, T2V)
     _check(cos_jax.load(tmp_path / "out", "low_noise"), low, T2V)

@@ -261,7 +261,7 @@ def _manifest(src: str, found, jobs: list[_Job], dtype: str, total: int, seconds
         "cos_jax_version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "source": src,
-        "source_layout": found.kind,
+        "source_kind": found.kind,
         "dtype": dtype,
         "boundary_ratio": boundary,
         "boundary_ratio_from": boundary_origin,

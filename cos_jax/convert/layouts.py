@@ -35,7 +35,7 @@ class Component:
 @dataclasses.dataclass
 class CheckpointSet:
     root: str
-    kind: str  # "official", "diffusers" or "file"
+    kind: str  # "diffusers_pipeline", "official_a14b", "folder" (one model) or "file"
     components: dict[str, Component]
     boundary_ratio: float | None = None
 
@@ -71,7 +71,7 @@ def discover(path: str | os.PathLike) -> CheckpointSet:
                 "low_noise": _folder_component("low_noise", os.path.join(path, "transformer_2")),
             }
         boundary = (index or {}).get("boundary_ratio")
-        return CheckpointSet(path, "diffusers", comps, boundary)
+        return CheckpointSet(path, "diffusers_pipeline", comps, boundary)
     if has("high_noise_model") or has("low_noise_model"):
         missing = [s for s in ("high_noise_model", "low_noise_model") if not has(s)]
         if missing:
@@ -80,8 +80,8 @@ def discover(path: str | os.PathLike) -> CheckpointSet:
             "high_noise": _folder_component("high_noise", os.path.join(path, "high_noise_model")),
             "low_noise": _folder_component("low_noise", os.path.join(path, "low_noise_model")),
         }
-        return CheckpointSet(path, "official", comps)
-    return CheckpointSet(path, "official", {"dit": _folder_component("dit", path)})
+        return CheckpointSet(path, "official_a14b", comps)
+    return CheckpointSet(path, "folder", {"dit": _folder_component("dit", path)})
 
 
 def _wrong_kind_hint(names) -> str | None:
