@@ -185,6 +185,11 @@ def test_interrupted_conversion_leaves_nothing_complete(src, tmp_path, monkeypat
     (tmp_path / "out.incomplete-123").mkdir()
     with pytest.raises(FileNotFoundError, match="interrupted conversion"):
         cos_jax.load(tmp_path / "out.incomplete-123")
+    # the next conversion removes leftovers of dead processes (this pid is above Linux's pid_max) and succeeds
+    dead = tmp_path / f"out.incomplete-{2**22 + 12345}"
+    dead.mkdir()
+    _convert(src, tmp_path / "out")
+    assert not dead.exists() and (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_pth_without_torch_is_explained(tmp_path, monkeypatch):

@@ -208,8 +208,8 @@ def convert_checkpoint(
     jobs, found = plan_conversion(
         src, lora=lora, lora_high=lora_high, lora_low=lora_low, lora_scale=lora_scale, layout=layout, config=config
     )
+    _remove_stale_partials(out)
     tmp = f"{out}.incomplete-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     start = time.perf_counter()
     total = sum(j.bytes for j in jobs)
@@ -232,6 +232,27 @@ def convert_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _remove_stale_partials(out: str) -> None:
+    """Delete `<out>.incomplete-<pid>` folders left by conversions that were killed (their pid is gone)."""
+    parent, base = os.path.split(out)
+    for name in os.listdir(parent or "."):
+        pid = name.removeprefix(f"{base}.incomplete-")
+        if name.startswith(f"{base}.incomplete-") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _bf16() -> np.dtype:
