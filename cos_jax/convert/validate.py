@@ -120,8 +120,8 @@ def validate(
 ) -> list[ValidationResult]:
     """Compare every component of `src` (or one) with its cos-jax counterpart; see the module docstring.
 
-    `loras` maps component -> (file, scale) to merge on the reference side; with `converted`, the LoRAs
-    recorded in its manifest are used unless given here.
+    `loras` maps component -> (file, scale) to merge on the reference side. A converted checkpoint whose
+    manifest records merged LoRAs needs them given here again (the manifest keeps only file names).
     """
     found = discover(src)
     manifest = read_manifest(converted) if converted else None
@@ -132,6 +132,8 @@ def validate(
             raise KeyError(f"{src} has components {list(found.components)}, not {name!r}")
         state, cfg = _source_state(found.components[name], layers)
         wanted = dict(loras or {})
+        if manifest and name not in manifest["components"]:
+            raise KeyError(f"{converted} has components {list(manifest['components'])}, not {name!r}")
         if manifest and name not in wanted:
             for rec in manifest["components"][name]["loras"]:
                 raise ValueError(
@@ -140,7 +142,7 @@ def validate(
                 )
         if name in wanted:
             file, scale = wanted[name]
-            _merge_loras(state, [load_lora(file, found_config(found, name), scale)], cfg)
+            _merge_loras(state, [load_lora(file, _full_config(found, name), scale)], cfg)
         if manifest:
             state = _round_to(state, manifest["dtype"])
             model = load_checkpoint(converted, name, param_dtype=jnp.float32, num_layers=cfg.num_layers)
@@ -160,6 +162,6 @@ def validate(
     return results
 
 
-def found_config(found, name: str):
+def _full_config(found, name: str):
     """The full (untruncated) config of a component, for checking a LoRA against it."""
     return resolve_component(found.components[name])[2]
