@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import os
 import shutil
 import time
@@ -145,8 +146,16 @@ def _converted_tensors(job: _Job, dtype: np.dtype, bar):
             yield checkpoint.storage_path(rule.target, layer), value
 
 
+# Each Orbax partial save costs a little more than the previous one (it merges with what is on disk), so a
+# component is written in at most about this many batches; larger models get larger batches.
+MAX_BATCHES = 128
+
+
 def _write_component(job: _Job, comp_dir: str, dtype: np.dtype, bar, batch_bytes: int) -> None:
-    """Append the tensors to the Orbax checkpoint in batches of about `batch_bytes`, then commit it."""
+    """Append the tensors to the Orbax checkpoint in batches of about `batch_bytes` (raised so that there are
+    at most ~`MAX_BATCHES` batches), then commit it."""
+    output_bytes = dtype.itemsize * sum(math.prod(info.shape) for info in job.source.infos.values())
+    batch_bytes = max(batch_bytes, output_bytes // MAX_BATCHES)
     pending: dict = {}
     size = 0
     for path, value in _converted_tensors(job, dtype, bar):
@@ -197,8 +206,8 @@ def convert_checkpoint(
 ) -> dict:
     """Convert `src` (any supported layout) to a cos-jax checkpoint folder `out`; returns the manifest.
 
-    Converted tensors are appended to the Orbax checkpoint in batches of about `batch_bytes`, so peak
-    memory is a small multiple of max(batch_bytes, largest tensor), independent of the model size."""
+    Converted tensors are appended to the Orbax checkpoint in batches of about `batch_bytes` (at least
+    1/`MAX_BATCHES` of the component), so peak memory is a small multiple of max(batch, largest tensor)."""
     src, out = os.fspath(src), os.path.abspath(os.fspath(out))
     if dtype not in checkpoint.DTYPES:
         raise ValueError(f"dtype {dtype!r}; choose bf16 or fp32")
