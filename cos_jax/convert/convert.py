@@ -33,7 +33,7 @@ from cos_jax.convert.dit_keys import (
     source_shape,
     target_shapes,
 )
-from cos_jax.convert.layouts import DEFAULT_BOUNDARY, discover, resolve_component
+from cos_jax.convert.layouts import DEFAULT_BOUNDARY, CheckpointSet, discover, resolve_component
 from cos_jax.convert.lora import Lora, LoraMismatchError, load_lora
 from cos_jax.convert.sources import TensorSource
 from cos_jax.wan.config import DiTConfig
@@ -113,7 +113,7 @@ def _assign_loras(names: list[str], lora: str | None, lora_high: str | None, lor
 
 def plan_conversion(
     src: str, *, lora=None, lora_high=None, lora_low=None, lora_scale=1.0, layout=None, config=None
-) -> tuple[list[_Job], object]:
+) -> tuple[list[_Job], CheckpointSet]:
     """Open and check everything (headers only). Raises before anything is written."""
     found = discover(src)
     loras = _assign_loras(list(found.components), lora, lora_high, lora_low)
