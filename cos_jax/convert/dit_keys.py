@@ -8,6 +8,7 @@ The same table converts in both directions (`to_cos_params`, `from_cos_params`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from typing import Literal
@@ -125,6 +126,65 @@ def _get(tree: Mapping, dotted: str):
     return tree
 
 
+def plan_sources(names, cfg: DiTConfig, layout: Layout) -> list[tuple[KeyRule, list[str]]]:
+    """Each rule with its source names (one per layer for block rules), from the key names alone.
+
+    `names` may carry the single-file prefix. Raises `KeyMismatchError` naming the missing and unexpected
+    keys (first few, then counts) and the layout assumed, unless every name is used exactly once.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    names = {k.removeprefix(SINGLE_FILE_PREFIX) for k in names}
+    plan, used, missing = [], set(), []
+    for rule in DIT_RULES:
+        name = rule.source(layout)
+        wanted = [name.format(i=i) for i in range(cfg.num_layers)] if "{i}" in name else [name]
+        missing += [k for k in wanted if k not in names]
+        used.update(wanted)
+        plan.append((rule, wanted))
+    unexpected = names - used
+    if missing or unexpected:
+        raise KeyMismatchError(
+            f"{layout} layout: {len(missing)} missing tensors [{_summarise(missing)}], "
+            f"{len(unexpected)} unexpected tensors [{_summarise(unexpected)}]"
+        )
+    return plan
+
+
+def is_stacked(rule: KeyRule) -> bool:
+    """Block tensors are stacked on a leading layer axis."""
+    return "{i}" in rule.diffusers
+
+
+def source_shape(rule: KeyRule, target_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The PyTorch shape of one source tensor for a (per-layer) cos-jax parameter shape."""
+    if rule.transform == "linear":
+        return tuple(reversed(target_shape))
+    if rule.transform == "conv_patch":
+        t, h, w, i, o = target_shape
+        return (o, i, t, h, w)
+    if rule.transform == "squeeze0":
+        return (1, *target_shape)
+    return tuple(target_shape)
+
+
+@functools.lru_cache(maxsize=16)
+def target_shapes(cfg: DiTConfig) -> dict[str, tuple[int, ...]]:
+    """cos-jax parameter path -> shape (per layer for stacked block parameters), from `jax.eval_shape`."""
+    from flax import nnx
+
+    from cos_jax.wan.dit import abstract_dit
+
+    flat = nnx.to_flat_state(nnx.state(abstract_dit(cfg), nnx.Param))
+    shapes = {".".join(map(str, path)): tuple(var.get_value().shape) for path, var in flat}
+    return {r.target: shapes[r.target][1:] if is_stacked(r) else shapes[r.target] for r in DIT_RULES}
+
+
+def forward_transform(rule: KeyRule, x: np.ndarray) -> np.ndarray:
+    """One source tensor in the cos-jax orientation."""
+    return _forward(rule, x)
+
+
 def to_cos_params(state_dict: Mapping[str, np.ndarray], cfg: DiTConfig, layout: Layout | None = None) -> dict:
     """A nested dict of numpy arrays in cos-jax layout from a PyTorch-named state dict (numpy values).
 
@@ -132,36 +192,11 @@ def to_cos_params(state_dict: Mapping[str, np.ndarray], cfg: DiTConfig, layout: 
     `KeyMismatchError` names the missing and unexpected keys and the layout assumed.
     """
     layout = layout or detect_layout(state_dict)
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
     source = {k.removeprefix(SINGLE_FILE_PREFIX): v for k, v in state_dict.items()}
     params: dict = {}
-    used, missing = set(), []
-    for rule in DIT_RULES:
-        name = rule.source(layout)
-        if "{i}" not in name:
-            if name in source:
-                _set(params, rule.target, _forward(rule, np.asarray(source[name])))
-                used.add(name)
-            else:
-                missing.append(name)
-            continue
-        layers = []
-        for i in range(cfg.num_layers):
-            key = name.format(i=i)
-            if key in source:
-                layers.append(_forward(rule, np.asarray(source[key])))
-                used.add(key)
-            else:
-                missing.append(key)
-        if len(layers) == cfg.num_layers:
-            _set(params, rule.target, np.stack(layers))
-    unexpected = set(source) - used
-    if missing or unexpected:
-        raise KeyMismatchError(
-            f"{layout} layout: {len(missing)} missing tensors [{_summarise(missing)}], "
-            f"{len(unexpected)} unexpected tensors [{_summarise(unexpected)}]"
-        )
+    for rule, names in plan_sources(source, cfg, layout):
+        values = [_forward(rule, np.asarray(source[k])) for k in names]
+        _set(params, rule.target, np.stack(values) if is_stacked(rule) else values[0])
     return params
 
 
