@@ -1,4 +1,4 @@
-"""`cos-jax sample`: run one trajectory and write latents + x̂0 (+ captures) to an .npz."""
+"""`cos-jax sample`: run one trajectory and write latents + x̂0 to an .npz (plus videos for the toy world)."""
 
 from __future__ import annotations
 
@@ -38,15 +38,61 @@ def _random_model(spec: str):
     return init_dit(preset(name), seed=int(seed or 0))
 
 
+def _checkpoint_experts(folder: str):
+    """One DiT, or the (high, low) pair of an A14B folder written by `cos-jax convert`."""
+    import json
+    from pathlib import Path
+
+    from cos_jax.loading import load
+
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file():
+        raise SystemExit(f"--model {folder!r}: not 'toy', 'random:PRESET' nor a folder from `cos-jax convert`")
+    components = json.loads(manifest.read_text())["components"]
+    if {"high_noise_model", "low_noise_model"} <= set(components):
+        return load(folder, "high_noise_model"), load(folder, "low_noise_model")
+    return load(folder, next(iter(components)))
+
+
+def _run_toy(args) -> int:
+    from cos_jax.loading import load
+    from cos_jax.pipelines.toy import decode_video, generate, toy_sampling
+    from cos_jax.tasks.video_io import read_png, write_mp4
+
+    model, spec = load("toy")
+    if args.image:
+        if not args.prompt:
+            raise SystemExit("--image needs --prompt")
+        frame, prompt = read_png(args.image), args.prompt
+    else:
+        from cos_jax.train.evaluate import held_out_samples
+
+        sample = held_out_samples([args.task], args.index + 1, spec)[args.index]
+        frame, prompt = sample.first_frame, sample.prompt
+    config = toy_sampling() if args.preset == "paper" else args.preset
+    worlds = len(args.seeds)
+    traj = generate(model, spec, np.stack([frame] * worlds), [prompt] * worlds, args.seeds, config=config,
+                    keep_steps=parse_steps(args.keep_steps), progress=True)  # fmt: skip
+    traj.meta.update(model_spec="toy", prompt=prompt)
+    path = traj.save(args.out)
+    videos = decode_video(spec, traj.latent)
+    for w, video in enumerate(videos):
+        write_mp4(path.with_name(f"{path.stem}_world{w}.mp4"), video)
+    print(f"wrote {path} (latent {traj.latent.shape}, x̂0 at {len(traj.x0_steps)} steps) and {worlds} mp4 videos")
+    return 0
+
+
 def _run(args) -> int:
     from cos_jax.sampling import Conditions, sample
 
-    if not args.model.startswith("random:"):
-        raise SystemExit(f"--model {args.model!r}: only random:PRESET[:SEED] models are available until checkpoints "
-                         "can be loaded; e.g. --model random:toy")  # fmt: skip
-    high = _random_model(args.model)
-    model = (high, _random_model(args.low_model)) if args.low_model else high
-    cfg = high.config
+    if args.model == "toy":
+        return _run_toy(args)
+    if args.model.startswith("random:"):
+        high = _random_model(args.model)
+        model = (high, _random_model(args.low_model)) if args.low_model else high
+    else:
+        model = _checkpoint_experts(args.model)
+    cfg = (model[0] if isinstance(model, tuple) else model).config
     frames, height, width = (int(v) for v in args.latent.split("x"))
     rng = np.random.default_rng(0)
     context = _load_array(args.context, "--context")
@@ -69,10 +115,18 @@ def _run(args) -> int:
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("sample", help="sample one trajectory; write latents and x̂0 per step (.npz)")
-    p.add_argument("--model", required=True, help="random:PRESET[:SEED] (e.g. random:toy)")
-    p.add_argument("--low-model", default=None, help="the low-noise expert of a two-expert model")
+    p.add_argument(
+        "--model",
+        default="toy",
+        help="toy (default, the shipped toy world), a folder from `cos-jax convert`, or random:PRESET[:SEED]",
+    )
+    p.add_argument("--low-model", default=None, help="random:PRESET[:SEED] low-noise expert for a random model")
+    p.add_argument("--task", default="select_next", help="toy: sample a held-out puzzle of this task")
+    p.add_argument("--index", type=int, default=0, help="toy: which held-out puzzle")
+    p.add_argument("--image", default=None, help="toy: first frame PNG (32x32) instead of a puzzle")
+    p.add_argument("--prompt", default=None, help="toy: the prompt for --image")
     p.add_argument("--preset", default="paper", help="sampling preset (paper, official-t2v-a14b, …)")
-    p.add_argument("--latent", default="5x8x8", help="latent FxHxW (e.g. 21x60x104 for 480x832x81)")
+    p.add_argument("--latent", default="5x8x8", help="latent FxHxW for non-toy models (21x60x104 = 480x832x81)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one world per seed")
     p.add_argument("--context", help=".npy text embedding [T, text_dim] or [1|W, T, text_dim]")
     p.add_argument("--negative", help=".npy negative-prompt embedding (default zeros)")

@@ -24,3 +24,12 @@ def test_sample_writes_a_trajectory(tmp_path):
     traj = Trajectory.load(out)
     assert traj.x0_steps.tolist() == [0, 1, 49] and traj.latent.shape == (2, 1, 4, 4, 48)
     assert traj.meta["model_spec"] == "random:toy"
+
+
+def test_sample_defaults_to_the_toy_world(tmp_path):
+    out = tmp_path / "toy.npz"
+    assert main(["sample", "--task", "tictactoe", "--seeds", "3", "--keep-steps", "0,7", "--preset",
+                 "official-ti2v-5b", "--out", str(out)]) == 0  # fmt: skip
+    traj = Trajectory.load(out)
+    assert traj.meta["model_spec"] == "toy" and traj.latent.shape == (1, 5, 16, 16, 48)
+    assert (tmp_path / "toy_world0.mp4").is_file()

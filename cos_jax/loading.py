@@ -1,0 +1,24 @@
+"""`cos_jax.load`: the one entry point for models later code uses."""
+
+from __future__ import annotations
+
+import os
+
+TOY = "toy"
+
+
+def load(source: str | os.PathLike = TOY, component: str | None = None, **kwargs):
+    """Load a model.
+
+    - `"toy"` (default): the toy world shipped in the package → `(ToyModel, ToySpec)`; the model holds
+      `.dit` and `.text`, the spec its config, byte tokenizer (`spec.tokenizer`) and codec (`spec.codec`).
+    - a folder written by `cos-jax convert` → the `WanDiT` of `component` (e.g. "high_noise_model"),
+      restored straight into the shardings of `mesh=` (see `cos_jax.convert.load_checkpoint`).
+    """
+    if os.fspath(source) == TOY and not os.path.exists(source):
+        from cos_jax.pipelines.toy import load_toy
+
+        return load_toy(kwargs.get("weights"))
+    from cos_jax.convert.checkpoint import load_checkpoint
+
+    return load_checkpoint(source, component, **kwargs)
