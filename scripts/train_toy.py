@@ -29,6 +29,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--tasks", nargs="+", default=["select_next", "tictactoe", "maze"])
     p.add_argument("--per-task", type=int, default=8000)
+    p.add_argument("--counts", default=None, help="per-task sample counts, e.g. maze=16000,select_next=4000")
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=4e-4)
@@ -49,7 +50,11 @@ def main():
     else:
         from cos_jax.train.data import task_arrays
 
-        data = task_arrays(args.tasks, args.per_task, spec.resolution, spec.frames, spec.dit.text_len)
+        counts = args.per_task
+        if args.counts:
+            counts = {k: int(v) for k, v in (item.split("=") for item in args.counts.split(","))}
+            args.tasks = list(counts)
+        data = task_arrays(args.tasks, counts, spec.resolution, spec.frames, spec.dit.text_len)
         if cache is not None:
             np.savez(cache, **data)
     print(f"training data: {len(data['video'])} samples of {args.tasks}")

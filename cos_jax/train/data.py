@@ -26,7 +26,7 @@ def _one(job: tuple[str, int, int], resolution: int, frames: int, split: str):
 
 def task_arrays(
     tasks: list[str],
-    per_task: int,
+    per_task: int | dict[str, int],
     resolution: int,
     frames: int,
     text_len: int,
@@ -36,8 +36,9 @@ def task_arrays(
     start: int = 0,
 ) -> dict[str, np.ndarray]:
     """{video uint8 [N,T,H,W,3], ids int32 [N,text_len], mask int32, task int32} for `per_task` samples
-    of each task (split indices start…, difficulties cycled over the indices)."""
-    jobs = [(name, start + i, difficulties[i % len(difficulties)]) for name in tasks for i in range(per_task)]
+    of each task (or a count per task; split indices start…, difficulties cycled over the indices)."""
+    counts = per_task if isinstance(per_task, dict) else dict.fromkeys(tasks, per_task)
+    jobs = [(name, start + i, difficulties[i % len(difficulties)]) for name in tasks for i in range(counts[name])]
     workers = workers or min(len(os.sched_getaffinity(0)), 32)
     fn = partial(_one, resolution=resolution, frames=frames, split=split)
     with ProcessPoolExecutor(workers) as pool:
