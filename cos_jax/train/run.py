@@ -48,7 +48,9 @@ def train(
     mesh = make_mesh(f"data={jax.device_count()}")
     model = init_toy(spec, cfg.seed)
     if init_weights:
-        load_weights(init_weights, "params", model)
+        with np.load(init_weights) as f:
+            tree = "params" if any(k.startswith("params/") for k in f.files) else "ema"
+        load_weights(init_weights, tree, model)
     graphdef, state = init_state(model, cfg)
     state_dir = out / "state"
     if state_dir.exists():
