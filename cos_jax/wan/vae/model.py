@@ -8,6 +8,8 @@ later latent frame → 4). Caches carry the causal state between chunks (see `bl
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -31,7 +33,7 @@ class DownBlock(nnx.Module):
     def __init__(self, plan: BlockPlan, cfg: VAEConfig, *, rngs, dtype):
         dims = [plan.in_dim] + [plan.out_dim] * cfg.num_res_blocks
         self.resnets = nnx.List(
-            [ResidualBlock(a, b, rngs=rngs, cfg=cfg, dtype=dtype) for a, b in zip(dims[:-1], dims[1:], strict=True)]
+            [ResidualBlock(a, b, rngs=rngs, cfg=cfg, dtype=dtype) for a, b in itertools.pairwise(dims)]
         )
         self.downsampler = (
             Resample(plan.out_dim, plan.resample, plan.out_dim, rngs=rngs, cfg=cfg, dtype=dtype)
@@ -62,7 +64,7 @@ class UpBlock(nnx.Module):
     def __init__(self, plan: BlockPlan, cfg: VAEConfig, *, rngs, dtype):
         dims = [plan.in_dim] + [plan.out_dim] * (cfg.num_res_blocks + 1)
         self.resnets = nnx.List(
-            [ResidualBlock(a, b, rngs=rngs, cfg=cfg, dtype=dtype) for a, b in zip(dims[:-1], dims[1:], strict=True)]
+            [ResidualBlock(a, b, rngs=rngs, cfg=cfg, dtype=dtype) for a, b in itertools.pairwise(dims)]
         )
         self.upsampler = (
             Resample(plan.out_dim, plan.resample, plan.resample_out, rngs=rngs, cfg=cfg, dtype=dtype)
