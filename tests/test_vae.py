@@ -1,6 +1,7 @@
 """Wan VAEs: parity with diffusers' AutoencoderKLWan (random weights, fp32, CPU), chunked == full-sequence,
 key tables, full-size parameter counts and input errors."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -90,6 +91,28 @@ def test_chunked_equals_full_sequence(pair):
     chunked = encode_jit(model, _to_jax(video), True)
     full = encode_jit(model, _to_jax(video), False)
     assert _relative(np.asarray(chunked), np.asarray(full)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_float64_agreement_is_exact(name, monkeypatch):
+    """In float64 both implementations agree to rounding (≤1e-12), so the float32 gaps above are rounding too.
+
+    diffusers rounds to float32 around nearest upsampling even in float64; that cast is removed here.
+    """
+    vae_reference.exact_upsampling(monkeypatch)
+    cfg = SMALL[name]
+    ref = vae_reference.random_reference_vae(cfg, seed=7).double()
+    weights = {k: v.numpy() for k, v in ref.state_dict().items()}
+    rng = np.random.default_rng(2)
+    video = rng.uniform(-1, 1, (1, 3, 5, cfg.spatial_stride, cfg.spatial_stride))
+    latents = rng.normal(size=(1, cfg.z_dim, 2, 1, 1))
+    with jax.enable_x64(True):
+        model = vae_keys.vae_from_state_dict(weights, cfg, param_dtype=jnp.float64)
+        z = _to_torch_layout(encode_jit(model, _to_jax(video), True))
+        x = _to_torch_layout(decode_jit(model, _to_jax(latents), True))
+    assert z.dtype == x.dtype == np.float64
+    assert _relative(z, vae_reference.reference_encode(ref, cfg, video)) <= 1e-12
+    assert _relative(x, vae_reference.reference_decode(ref, cfg, latents)) <= 1e-12
 
 
 def test_one_latent_frame_round_trips_shapes():

@@ -45,24 +45,37 @@ def random_reference_vae(cfg: VAEConfig, seed: int = 0, scale: float = 0.1):
     return model
 
 
-def _stats(cfg: VAEConfig):
+def _stats(cfg: VAEConfig, like):
     torch, _ = _torch()
     shape = (1, cfg.z_dim, 1, 1, 1)
-    return torch.tensor(cfg.latents_mean).view(shape), torch.tensor(cfg.latents_std).view(shape)
+    return (
+        torch.tensor(cfg.latents_mean, dtype=like.dtype).view(shape),
+        torch.tensor(cfg.latents_std, dtype=like.dtype).view(shape),
+    )
 
 
 def reference_encode(model, cfg: VAEConfig, video: np.ndarray) -> np.ndarray:
     """Normalised latent mean, [B, z, F, h, w], of a [B, 3, T, H, W] video."""
     torch, _ = _torch()
-    mean, std = _stats(cfg)
+    video = torch.from_numpy(video)
+    mean, std = _stats(cfg, video)
     with torch.no_grad():
-        mu = model.encode(torch.from_numpy(video)).latent_dist.mode()
+        mu = model.encode(video).latent_dist.mode()
         return ((mu - mean) / std).numpy()
+
+
+def exact_upsampling(monkeypatch) -> None:
+    """Drop diffusers' float32 cast around nearest upsampling (a no-op in float32), for float64 comparisons."""
+    torch, _ = _torch()
+    from diffusers.models.autoencoders import autoencoder_kl_wan
+
+    monkeypatch.setattr(autoencoder_kl_wan.WanUpsample, "forward", lambda self, x: torch.nn.Upsample.forward(self, x))
 
 
 def reference_decode(model, cfg: VAEConfig, latents: np.ndarray) -> np.ndarray:
     """Video [B, 3, T, H, W] in [-1, 1] from normalised latents [B, z, F, h, w]."""
     torch, _ = _torch()
-    mean, std = _stats(cfg)
+    latents = torch.from_numpy(latents)
+    mean, std = _stats(cfg, latents)
     with torch.no_grad():
-        return model.decode(torch.from_numpy(latents) * std + mean).sample.numpy()
+        return model.decode(latents * std + mean).sample.numpy()
