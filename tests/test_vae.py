@@ -9,7 +9,7 @@ from flax import nnx
 
 from cos_jax.convert import vae_keys
 from cos_jax.convert.dit_keys import KeyMismatchError
-from cos_jax.wan.vae import VAEConfig, abstract_vae, count_params, vae_preset
+from cos_jax.wan.vae import VAEConfig, abstract_vae, count_params, decode_many, vae_decode, vae_encode, vae_preset
 
 pytest.importorskip("diffusers")
 from cos_jax.convert import vae_reference
@@ -17,9 +17,6 @@ from cos_jax.convert import vae_reference
 TOLERANCE = 1e-5  # max|Δ| / max|ref|
 FRAMES = 9  # frame 0 + two 4-frame chunks: the scans run two steps, so caches are carried twice
 SMALL = {"wan21": vae_preset("wan21").small(8), "wan22": vae_preset("wan22").small(8, 16)}
-
-encode_jit = nnx.jit(lambda model, video, chunked: model.encode(video, chunked), static_argnums=2)
-decode_jit = nnx.jit(lambda model, latents, chunked: model.decode(latents, chunked), static_argnums=2)
 
 
 def _random_weights(cfg: VAEConfig, seed: int) -> dict[str, np.ndarray]:
@@ -69,7 +66,7 @@ def _to_torch_layout(x) -> np.ndarray:
 def test_encode_matches_diffusers(pair):
     cfg, ref, model, video, _ = pair
     expected = vae_reference.reference_encode(ref, cfg, video)
-    ours = _to_torch_layout(encode_jit(model, _to_jax(video), True))
+    ours = _to_torch_layout(vae_encode(model, _to_jax(video), True))
     assert ours.shape == expected.shape == (1, cfg.z_dim, 3, 2, 2)
     assert _relative(ours, expected) <= TOLERANCE
 
@@ -78,18 +75,18 @@ def test_decode_matches_diffusers(pair):
     cfg, ref, model, _, latents = pair
     expected = vae_reference.reference_decode(ref, cfg, latents)
     assert np.mean(np.abs(expected) < 1) > 0.5, "most reference pixels are clamped; the test would be weak"
-    ours = _to_torch_layout(decode_jit(model, _to_jax(latents), True))
+    ours = _to_torch_layout(vae_decode(model, _to_jax(latents), True))
     assert ours.shape == expected.shape == (1, 3, FRAMES, 2 * cfg.spatial_stride, 2 * cfg.spatial_stride)
     assert _relative(ours, expected) <= TOLERANCE
 
 
 def test_chunked_equals_full_sequence(pair):
     _, _, model, video, latents = pair
-    chunked = decode_jit(model, _to_jax(latents), True)
-    full = decode_jit(model, _to_jax(latents), False)
+    chunked = vae_decode(model, _to_jax(latents), True)
+    full = vae_decode(model, _to_jax(latents), False)
     assert _relative(np.asarray(chunked), np.asarray(full)) <= TOLERANCE
-    chunked = encode_jit(model, _to_jax(video), True)
-    full = encode_jit(model, _to_jax(video), False)
+    chunked = vae_encode(model, _to_jax(video), True)
+    full = vae_encode(model, _to_jax(video), False)
     assert _relative(np.asarray(chunked), np.asarray(full)) <= TOLERANCE
 
 
@@ -108,20 +105,28 @@ def test_float64_agreement_is_exact(name, monkeypatch):
     latents = rng.normal(size=(1, cfg.z_dim, 2, 1, 1))
     with jax.enable_x64(True):
         model = vae_keys.vae_from_state_dict(weights, cfg, param_dtype=jnp.float64)
-        z = _to_torch_layout(encode_jit(model, _to_jax(video), True))
-        x = _to_torch_layout(decode_jit(model, _to_jax(latents), True))
+        z = _to_torch_layout(vae_encode(model, _to_jax(video), True))
+        x = _to_torch_layout(vae_decode(model, _to_jax(latents), True))
     assert z.dtype == x.dtype == np.float64
     assert _relative(z, vae_reference.reference_encode(ref, cfg, video)) <= 1e-12
     assert _relative(x, vae_reference.reference_decode(ref, cfg, latents)) <= 1e-12
 
 
-def test_one_latent_frame_round_trips_shapes():
+def test_single_frame_shapes_and_batched_decoding():
+    """One frame (no scan step) at a non-square size and batch 2; `decode_many` pads and batches."""
     cfg = SMALL["wan21"]
     model = vae_keys.vae_from_state_dict(_random_weights(cfg, 0), cfg)
-    image = jnp.zeros((2, 1, 16, 32, 3))
-    z = encode_jit(model, image, True)
+    images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (3, 1, 16, 32, 3)), jnp.float32)
+    z = vae_encode(model, images[:2], True)
     assert z.shape == (2, 1, 2, 4, 16)
-    assert decode_jit(model, z, True).shape == (2, 1, 16, 32, 3)
+    pairs = vae_decode(model, z, True)
+    assert pairs.shape == (2, 1, 16, 32, 3)
+    z3 = jnp.concatenate([z, z[:1] * 0.5])
+    many = decode_many(model, z3, batch_size=2)
+    assert many.shape == (3, 1, 16, 32, 3)
+    np.testing.assert_allclose(many[:2], np.asarray(pairs), atol=1e-6)
+    half = np.asarray(vae_decode(model, jnp.concatenate([z3[2:], z3[2:]]), True))  # same shape: no new compile
+    np.testing.assert_allclose(many[2:], half[:1], atol=1e-6)
 
 
 @pytest.mark.parametrize(("name", "count", "tensors"), [("wan21", 126_892_531, 194), ("wan22", 704_688_668, 196)])

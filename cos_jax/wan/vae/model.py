@@ -8,10 +8,12 @@ later latent frame → 4). Caches carry the causal state between chunks (see `bl
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float
 
@@ -244,3 +246,33 @@ def abstract_vae(cfg: VAEConfig, param_dtype=jnp.float32) -> WanVAE:
 
 def count_params(model: nnx.Module) -> int:
     return sum(int(v.size) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+@functools.partial(nnx.jit, static_argnames=("chunked",))
+def vae_encode(model: WanVAE, video: Float[Array, "b t h w 3"], chunked: bool = True) -> Float[Array, "b f h2 w2 z"]:
+    """Jitted `WanVAE.encode` (compiles once per input shape)."""
+    return model.encode(video, chunked)
+
+
+@functools.partial(nnx.jit, static_argnames=("chunked",))
+def vae_decode(model: WanVAE, latents: Float[Array, "b f h w z"], chunked: bool = True) -> Float[Array, "b t h2 w2 3"]:
+    """Jitted `WanVAE.decode` (compiles once per input shape)."""
+    return model.decode(latents, chunked)
+
+
+def decode_many(model: WanVAE, latents: Float[Array, "n f h w z"], batch_size: int = 1) -> np.ndarray:
+    """Decode many latent videos (e.g. x̂₀ at every step × world) in fixed-size batches on the host.
+
+    Every batch has the same shape (the last one is zero-padded), so decoding compiles once; each decoded
+    batch is moved to host memory before the next starts. Returns float32 [n, T, H, W, 3].
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    n = latents.shape[0]
+    pad = (-n) % batch_size
+    if pad:
+        latents = jnp.concatenate([latents, jnp.zeros((pad, *latents.shape[1:]), latents.dtype)])
+    outs = [
+        np.asarray(vae_decode(model, latents[i : i + batch_size]), np.float32) for i in range(0, n + pad, batch_size)
+    ]
+    return np.concatenate(outs)[:n]
