@@ -82,8 +82,11 @@ class RMSNorm(nnx.Module):
         self.scale = math.sqrt(dim)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True))
-        return x / jnp.maximum(norm, NORM_EPS) * self.scale * self.gamma[...].astype(x.dtype)
+        # Half-precision inputs are normalised in float32 (as diffusers does), then cast back.
+        xf = x.astype(jnp.float32) if jnp.finfo(x.dtype).bits < 32 else x
+        norm = jnp.sqrt(jnp.sum(jnp.square(xf), axis=-1, keepdims=True))
+        normed = (xf / jnp.maximum(norm, NORM_EPS)).astype(x.dtype)
+        return normed * self.scale * self.gamma[...].astype(x.dtype)
 
 
 class ResidualBlock(nnx.Module):
