@@ -21,7 +21,6 @@ from jax import lax
 from cos_jax.wan.layers import param
 
 NORM_EPS = 1e-12  # F.normalize's floor on the L2 norm
-CACHE_FRAMES = 2  # frames a causal 3×3×3 conv needs from the previous chunk
 
 
 def _replicated(rngs, shape, init, dtype) -> nnx.Param:
@@ -169,7 +168,7 @@ class Resample(nnx.Module):
         """upsample3d's temporal part: [B, T, ...] -> [B, 2T(-1 at the start), ...]."""
         first, rest = (x[:, :1], x[:, 1:]) if start else (None, x)
         if rest.shape[1] == 0:  # the first chunk is frame 0 alone: nothing to convolve yet
-            cache = jnp.zeros((x.shape[0], CACHE_FRAMES, *x.shape[2:]), x.dtype)
+            cache = jnp.zeros((x.shape[0], self.time_conv.time_pad, *x.shape[2:]), x.dtype)
             return first, cache
         y, cache = self.time_conv(rest, None if start else cache)
         b, t, h, w, c2 = y.shape
