@@ -210,3 +210,23 @@ def test_bad_inputs_give_clear_errors():
         wan22.encode(jnp.zeros((1, 5, 16, 24, 3)))
     with pytest.raises(ValueError, match="latents_mean/std need z_dim=8"):
         VAEConfig(8, 8, 8, False, 1, latents_mean=(0.0,), latents_std=(1.0,))
+
+
+def test_load_vae_from_files(tmp_path):
+    """A diffusers safetensors file (or its folder) and an official-named .pth load to the same weights."""
+    import torch
+    from safetensors.numpy import save_file
+
+    cfg = SMALL["wan21"]
+    weights = _random_weights(cfg, 8)
+    folder = tmp_path / "vae"
+    folder.mkdir()
+    save_file(weights, folder / "diffusion_pytorch_model.safetensors")
+    official = vae_keys.from_cos_params(vae_keys.to_cos_params(weights, cfg), cfg, "official")
+    torch.save({k: torch.from_numpy(v.copy()) for k, v in official.items()}, tmp_path / "Wan2.1_VAE.pth")
+    for source in (folder, folder / "diffusion_pytorch_model.safetensors", tmp_path / "Wan2.1_VAE.pth"):
+        back = vae_keys.vae_to_state_dict(vae_keys.load_vae(source, cfg), "diffusers")
+        for key, value in weights.items():
+            np.testing.assert_array_equal(back[key], value, err_msg=f"{source.name}: {key}")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        vae_keys.load_vae(tmp_path / "missing.safetensors", cfg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
 import jax
@@ -209,8 +210,14 @@ def to_cos_params(state_dict: Mapping[str, np.ndarray], cfg: VAEConfig, layout: 
 
 
 def from_cos_params(flat: Mapping[str, np.ndarray], cfg: VAEConfig, layout: Layout) -> dict[str, np.ndarray]:
-    """The inverse of `to_cos_params`: PyTorch-named numpy arrays in the chosen layout."""
-    return {rule.source(layout): _backward(rule.transform, np.asarray(flat[rule.target])) for rule in vae_rules(cfg)}
+    """The inverse of `to_cos_params`: PyTorch-named, C-contiguous numpy arrays in the chosen layout.
+
+    (Contiguous because `safetensors.numpy.save_file` writes the raw buffer of a transposed view.)
+    """
+    return {
+        rule.source(layout): np.ascontiguousarray(_backward(rule.transform, np.asarray(flat[rule.target])))
+        for rule in vae_rules(cfg)
+    }
 
 
 def _dotted(path) -> str:
@@ -253,3 +260,36 @@ def vae_to_state_dict(model: WanVAE, layout: Layout) -> dict[str, np.ndarray]:
     pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     flat = {_dotted(path): np.asarray(v, np.float32) for path, v in jax.tree_util.tree_flatten_with_path(pure)[0]}
     return from_cos_params(flat, model.config, layout)
+
+
+def read_vae_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Tensors of a VAE checkpoint file as numpy: diffusers `.safetensors` or the official `.pth`.
+
+    A diffusers folder (`vae/` with `diffusion_pytorch_model.safetensors`) is accepted too. Reading a
+    `.pth` needs torch (`weights_only=True`: plain tensors, no pickled code).
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*.safetensors"))
+        if len(candidates) != 1:
+            raise FileNotFoundError(f"{path} should hold exactly one .safetensors file, found {len(candidates)}")
+        path = candidates[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"VAE checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(path)
+    if path.suffix in (".pth", ".pt", ".bin"):
+        try:
+            import torch
+        except ImportError as err:  # pragma: no cover - exercised only without torch
+            raise ImportError(f"reading {path.name} needs torch; convert it to .safetensors elsewhere") from err
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+    raise ValueError(f"unknown VAE checkpoint format {path.suffix!r} ({path}); expected .safetensors or .pth")
+
+
+def load_vae(path: str | Path, cfg: VAEConfig, layout: Layout | None = None, param_dtype=jnp.float32) -> WanVAE:
+    """A `WanVAE` from a checkpoint file or diffusers `vae/` folder (layout auto-detected, strict)."""
+    return vae_from_state_dict(read_vae_file(path), cfg, layout, param_dtype)
