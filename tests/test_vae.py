@@ -203,8 +203,10 @@ def test_bad_inputs_give_clear_errors():
         model.encode(jnp.zeros((1, 5, 12, 16, 3)))
     with pytest.raises(ValueError, match="channel-last"):
         model.encode(jnp.zeros((1, 3, 5, 16, 16)))
-    with pytest.raises(ValueError, match=r"\[B, F, h, w, 16\]"):
+    with pytest.raises(ValueError, match=r"\[B, F>=1, h, w, 16\]"):
         model.decode(jnp.zeros((1, 2, 2, 2, 48)))
+    with pytest.raises(ValueError, match="F>=1"):
+        model.decode(jnp.zeros((1, 0, 2, 2, 16)))
     wan22 = vae_keys.vae_from_state_dict(_random_weights(SMALL["wan22"], 6), SMALL["wan22"])
     with pytest.raises(ValueError, match="spatial stride 16"):
         wan22.encode(jnp.zeros((1, 5, 16, 24, 3)))

@@ -200,9 +200,9 @@ class WanVAE(nnx.Module):
             raise ValueError(f"video size {h}x{w} is not divisible by the VAE's spatial stride {s}; resize or crop")
 
     def _check_latents(self, z) -> None:
-        if z.ndim != 5 or z.shape[-1] != self.config.z_dim:
+        if z.ndim != 5 or z.shape[-1] != self.config.z_dim or z.shape[1] < 1:
             raise ValueError(
-                f"latents must be [B, F, h, w, {self.config.z_dim}] (channel-last), got shape {tuple(z.shape)}"
+                f"latents must be [B, F>=1, h, w, {self.config.z_dim}] (channel-last), got shape {tuple(z.shape)}"
             )
 
     # ---- public API -----------------------------------------------------------------------------------
