@@ -129,6 +129,30 @@ def test_single_frame_shapes_and_batched_decoding():
     np.testing.assert_allclose(many[2:], half[:1], atol=1e-6)
 
 
+OFFICIAL_SHAPES = {
+    "wan21": {
+        "conv1.weight": (32, 32, 1, 1, 1),
+        "encoder.conv1.weight": (96, 3, 3, 3, 3),
+        "encoder.head.2.weight": (32, 384, 3, 3, 3),
+        "decoder.conv1.weight": (384, 16, 3, 3, 3),
+        "decoder.upsamples.3.resample.1.weight": (192, 384, 3, 3),
+        "decoder.upsamples.3.time_conv.weight": (768, 384, 3, 1, 1),
+        "decoder.upsamples.4.shortcut.weight": (384, 192, 1, 1, 1),
+        "decoder.head.2.weight": (3, 96, 3, 3, 3),
+    },
+    "wan22": {
+        "conv1.weight": (96, 96, 1, 1, 1),
+        "encoder.conv1.weight": (160, 12, 3, 3, 3),
+        "encoder.downsamples.1.downsamples.2.time_conv.weight": (320, 320, 3, 1, 1),
+        "encoder.head.2.weight": (96, 640, 3, 3, 3),
+        "decoder.conv1.weight": (1024, 48, 3, 3, 3),
+        "decoder.upsamples.0.upsamples.3.time_conv.weight": (2048, 1024, 3, 1, 1),
+        "decoder.upsamples.2.upsamples.0.shortcut.weight": (512, 1024, 1, 1, 1),
+        "decoder.head.2.weight": (12, 256, 3, 3, 3),
+    },
+}
+
+
 @pytest.mark.parametrize(("name", "count", "tensors"), [("wan21", 126_892_531, 194), ("wan22", 704_688_668, 196)])
 def test_full_size_parameter_and_tensor_counts(name, count, tensors):
     """wan22.md §2.9 / §6.3-6.4; cross-checked against diffusers' own model on the meta device."""
@@ -144,6 +168,10 @@ def test_full_size_parameter_and_tensor_counts(name, count, tensors):
     for layout in vae_keys.LAYOUTS:
         keys = vae_keys.expected_keys(cfg, layout)
         assert len(keys) == len(set(keys)) == tensors
+    # Official names and shapes documented in wan22.md §6.3 / §6.4 (shapes via each row's diffusers twin).
+    shapes = {rule.official: tuple(ref.state_dict()[rule.diffusers].shape) for rule in vae_keys.vae_rules(cfg)}
+    for key, shape in OFFICIAL_SHAPES[name].items():
+        assert shapes[key] == shape, key
 
 
 def test_wan21_statistics_match_diffusers_defaults():
