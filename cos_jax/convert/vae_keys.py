@@ -1,0 +1,295 @@
+"""Declarative key table between PyTorch Wan VAE checkpoints and cos-jax `WanVAE` parameters.
+
+One row per tensor: the diffusers `AutoencoderKLWan` name, the official `WanVAE_` name (`Wan2.1_VAE.pth`,
+`Wan2.2_VAE.pth`; wan22.md §6.3-6.5), the cos-jax parameter path and a transform. The rows depend on the
+config (block counts, which residual blocks have a shortcut, which blocks resample), so `vae_rules(cfg)`
+builds them from the same block plans the model is built from. The table converts in both directions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from cos_jax.convert.dit_keys import KeyMismatchError
+from cos_jax.wan.vae.config import VAEConfig
+from cos_jax.wan.vae.model import WanVAE, abstract_vae
+
+Layout = Literal["diffusers", "official"]
+LAYOUTS = ("diffusers", "official")
+Transform = Literal["conv3d", "conv2d", "pointwise", "gamma3d", "gamma2d", "copy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEKeyRule:
+    diffusers: str
+    official: str
+    target: str  # dotted cos-jax path
+    transform: Transform
+
+    def source(self, layout: Layout) -> str:
+        return self.diffusers if layout == "diffusers" else self.official
+
+
+def _weight_bias(d: str, o: str, t: str, transform: Transform, kernel="kernel", bias="bias") -> list[VAEKeyRule]:
+    return [
+        VAEKeyRule(f"{d}.weight", f"{o}.weight", f"{t}.{kernel}", transform),
+        VAEKeyRule(f"{d}.bias", f"{o}.bias", f"{t}.{bias}", "copy"),
+    ]
+
+
+def _residual(d: str, o: str, t: str, shortcut: bool) -> list[VAEKeyRule]:
+    rules = [
+        VAEKeyRule(f"{d}.norm1.gamma", f"{o}.residual.0.gamma", f"{t}.norm1.gamma", "gamma3d"),
+        *_weight_bias(f"{d}.conv1", f"{o}.residual.2", f"{t}.conv1", "conv3d"),
+        VAEKeyRule(f"{d}.norm2.gamma", f"{o}.residual.3.gamma", f"{t}.norm2.gamma", "gamma3d"),
+        *_weight_bias(f"{d}.conv2", f"{o}.residual.6", f"{t}.conv2", "conv3d"),
+    ]
+    if shortcut:
+        rules += _weight_bias(f"{d}.conv_shortcut", f"{o}.shortcut", f"{t}.shortcut", "conv3d")
+    return rules
+
+
+def _resample(d: str, o: str, t: str, mode: str) -> list[VAEKeyRule]:
+    rules = _weight_bias(f"{d}.resample.1", f"{o}.resample.1", t, "conv2d", "conv_kernel", "conv_bias")
+    if mode.endswith("3d"):
+        rules += _weight_bias(f"{d}.time_conv", f"{o}.time_conv", f"{t}.time_conv", "conv3d")
+    return rules
+
+
+def _middle(part: str) -> list[VAEKeyRule]:
+    d, o, t = f"{part}.mid_block", f"{part}.middle", f"{part}.mid_block"
+    return [
+        *_residual(f"{d}.resnets.0", f"{o}.0", f"{t}.resnets.0", False),
+        VAEKeyRule(f"{d}.attentions.0.norm.gamma", f"{o}.1.norm.gamma", f"{t}.attention.norm.gamma", "gamma2d"),
+        *_weight_bias(
+            f"{d}.attentions.0.to_qkv", f"{o}.1.to_qkv", f"{t}.attention", "pointwise", "qkv_kernel", "qkv_bias"
+        ),
+        *_weight_bias(
+            f"{d}.attentions.0.proj", f"{o}.1.proj", f"{t}.attention", "pointwise", "proj_kernel", "proj_bias"
+        ),
+        *_residual(f"{d}.resnets.1", f"{o}.2", f"{t}.resnets.1", False),
+    ]
+
+
+def _head(part: str) -> list[VAEKeyRule]:
+    return [
+        VAEKeyRule(f"{part}.norm_out.gamma", f"{part}.head.0.gamma", f"{part}.norm_out.gamma", "gamma3d"),
+        *_weight_bias(f"{part}.conv_out", f"{part}.head.2", f"{part}.conv_out", "conv3d"),
+    ]
+
+
+def _encoder_rules(cfg: VAEConfig) -> list[VAEKeyRule]:
+    rules = _weight_bias("encoder.conv_in", "encoder.conv1", "encoder.conv_in", "conv3d")
+    per_block = cfg.num_res_blocks + 1  # Wan2.1 flattens (resnets..., resample) into one list
+    for i, plan in enumerate(cfg.encoder_blocks()):
+        t = f"encoder.down_blocks.{i}"
+        for j in range(cfg.num_res_blocks):
+            if cfg.is_residual:
+                d, o = f"encoder.down_blocks.{i}.resnets.{j}", f"encoder.downsamples.{i}.downsamples.{j}"
+            else:
+                d = o = f"encoder.down_blocks.{i * per_block + j}"
+                o = o.replace("down_blocks", "downsamples")
+            rules += _residual(d, o, f"{t}.resnets.{j}", shortcut=j == 0 and plan.in_dim != plan.out_dim)
+        if plan.resample:
+            if cfg.is_residual:
+                d = f"encoder.down_blocks.{i}.downsampler"
+                o = f"encoder.downsamples.{i}.downsamples.{cfg.num_res_blocks}"
+            else:
+                d = f"encoder.down_blocks.{i * per_block + cfg.num_res_blocks}"
+                o = d.replace("down_blocks", "downsamples")
+            rules += _resample(d, o, f"{t}.downsampler", plan.resample)
+    return rules + _middle("encoder") + _head("encoder")
+
+
+def _decoder_rules(cfg: VAEConfig) -> list[VAEKeyRule]:
+    rules = _weight_bias("decoder.conv_in", "decoder.conv1", "decoder.conv_in", "conv3d") + _middle("decoder")
+    n_res = cfg.num_res_blocks + 1
+    per_block = n_res + 1  # Wan2.1 official: (resnets..., resample) flattened into `upsamples`
+    for i, plan in enumerate(cfg.decoder_blocks()):
+        t = f"decoder.up_blocks.{i}"
+        for j in range(n_res):
+            d = f"decoder.up_blocks.{i}.resnets.{j}"
+            o = f"decoder.upsamples.{i}.upsamples.{j}" if cfg.is_residual else f"decoder.upsamples.{i * per_block + j}"
+            rules += _residual(d, o, f"{t}.resnets.{j}", shortcut=j == 0 and plan.in_dim != plan.out_dim)
+        if plan.resample:
+            if cfg.is_residual:
+                d, o = f"decoder.up_blocks.{i}.upsampler", f"decoder.upsamples.{i}.upsamples.{n_res}"
+            else:
+                d, o = f"decoder.up_blocks.{i}.upsamplers.0", f"decoder.upsamples.{i * per_block + n_res}"
+            rules += _resample(d, o, f"{t}.upsampler", plan.resample)
+    return rules + _head("decoder")
+
+
+def vae_rules(cfg: VAEConfig) -> tuple[VAEKeyRule, ...]:
+    """Every tensor of a VAE with this config, in both layouts."""
+    return (
+        *_encoder_rules(cfg),
+        *_weight_bias("quant_conv", "conv1", "quant_conv", "conv3d"),
+        *_weight_bias("post_quant_conv", "conv2", "post_quant_conv", "conv3d"),
+        *_decoder_rules(cfg),
+    )
+
+
+def detect_layout(keys) -> Layout:
+    names = set(keys)
+    if "quant_conv.weight" in names:
+        return "diffusers"
+    if "conv1.weight" in names:
+        return "official"
+    raise KeyMismatchError(
+        "cannot tell the VAE checkpoint layout: neither 'quant_conv.weight' (diffusers) nor 'conv1.weight' "
+        "(official) is present; pass layout= explicitly"
+    )
+
+
+def _forward(transform: Transform, x: np.ndarray) -> np.ndarray:
+    if transform == "conv3d":
+        return x.transpose(2, 3, 4, 1, 0)  # (O, I, t, h, w) -> (t, h, w, I, O)
+    if transform == "conv2d":
+        return x.transpose(2, 3, 1, 0)  # (O, I, h, w) -> (h, w, I, O)
+    if transform == "pointwise":
+        return x.reshape(x.shape[0], x.shape[1]).T  # (O, I, 1, 1) -> (I, O)
+    if transform in ("gamma3d", "gamma2d"):
+        return x.reshape(-1)
+    return x
+
+
+def _backward(transform: Transform, x: np.ndarray) -> np.ndarray:
+    if transform == "conv3d":
+        return x.transpose(4, 3, 0, 1, 2)
+    if transform == "conv2d":
+        return x.transpose(3, 2, 0, 1)
+    if transform == "pointwise":
+        return x.T[:, :, None, None]
+    if transform == "gamma3d":
+        return x.reshape(-1, 1, 1, 1)
+    if transform == "gamma2d":
+        return x.reshape(-1, 1, 1)
+    return x
+
+
+def _summarise(names, limit: int = 5) -> str:
+    names = sorted(names)
+    more = f" … and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def expected_keys(cfg: VAEConfig, layout: Layout) -> list[str]:
+    return [rule.source(layout) for rule in vae_rules(cfg)]
+
+
+def to_cos_params(state_dict: Mapping[str, np.ndarray], cfg: VAEConfig, layout: Layout | None = None) -> dict:
+    """A flat {dotted cos-jax path: array} dict from a PyTorch-named VAE state dict (strict: every tensor once)."""
+    layout = layout or detect_layout(state_dict)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    params, missing = {}, []
+    rules = vae_rules(cfg)
+    for rule in rules:
+        name = rule.source(layout)
+        if name in state_dict:
+            params[rule.target] = _forward(rule.transform, np.asarray(state_dict[name]))
+        else:
+            missing.append(name)
+    unexpected = set(state_dict) - {rule.source(layout) for rule in rules}
+    if missing or unexpected:
+        raise KeyMismatchError(
+            f"{layout} VAE layout: {len(missing)} missing tensors [{_summarise(missing)}], "
+            f"{len(unexpected)} unexpected tensors [{_summarise(unexpected)}]; is the config "
+            f"(is_residual={cfg.is_residual}, z_dim={cfg.z_dim}) the checkpoint's?"
+        )
+    return params
+
+
+def from_cos_params(flat: Mapping[str, np.ndarray], cfg: VAEConfig, layout: Layout) -> dict[str, np.ndarray]:
+    """The inverse of `to_cos_params`: PyTorch-named, C-contiguous numpy arrays in the chosen layout.
+
+    (Contiguous because `safetensors.numpy.save_file` writes the raw buffer of a transposed view.)
+    """
+    return {
+        rule.source(layout): np.ascontiguousarray(_backward(rule.transform, np.asarray(flat[rule.target])))
+        for rule in vae_rules(cfg)
+    }
+
+
+def _dotted(path) -> str:
+    return ".".join(str(getattr(p, "key", p)) for p in path)
+
+
+def vae_from_state_dict(
+    state_dict: Mapping[str, np.ndarray], cfg: VAEConfig, layout: Layout | None = None, param_dtype=jnp.float32
+) -> WanVAE:
+    """A `WanVAE` holding the given weights (diffusers or official names; layout auto-detected).
+
+    Raises `KeyMismatchError` naming missing/unexpected tensors or tensors whose shape differs from the model's.
+    """
+    flat = to_cos_params(state_dict, cfg, layout)
+    graphdef, abstract = nnx.split(abstract_vae(cfg, param_dtype))
+    expected = nnx.to_pure_dict(abstract)
+    bad, unfilled = [], set(flat)
+
+    def fill(path, spec):
+        name = _dotted(path)
+        if name not in flat:
+            raise KeyMismatchError(f"the key table has no row for model parameter {name}")
+        unfilled.discard(name)
+        value = flat[name]
+        if value.shape != spec.shape:
+            bad.append(f"{name}: checkpoint {value.shape} vs model {spec.shape}")
+        return jnp.asarray(value, param_dtype)
+
+    values = jax.tree_util.tree_map_with_path(fill, expected)
+    if bad:
+        raise KeyMismatchError(f"{len(bad)} VAE tensors have the wrong shape for {cfg}: " + "; ".join(bad[:5]))
+    if unfilled:
+        raise KeyMismatchError(f"key-table targets that are not model parameters: {_summarise(unfilled)}")
+    nnx.replace_by_pure_dict(abstract, values)
+    return nnx.merge(graphdef, abstract)
+
+
+def vae_to_state_dict(model: WanVAE, layout: Layout) -> dict[str, np.ndarray]:
+    """The model's weights as PyTorch-named float32 numpy arrays."""
+    pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    flat = {_dotted(path): np.asarray(v, np.float32) for path, v in jax.tree_util.tree_flatten_with_path(pure)[0]}
+    return from_cos_params(flat, model.config, layout)
+
+
+def read_vae_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Tensors of a VAE checkpoint file as numpy: diffusers `.safetensors` or the official `.pth`.
+
+    A diffusers folder (`vae/` with `diffusion_pytorch_model.safetensors`) is accepted too. Reading a
+    `.pth` needs torch (`weights_only=True`: plain tensors, no pickled code).
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*.safetensors"))
+        if len(candidates) != 1:
+            raise FileNotFoundError(f"{path} should hold exactly one .safetensors file, found {len(candidates)}")
+        path = candidates[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"VAE checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(path)
+    if path.suffix in (".pth", ".pt", ".bin"):
+        try:
+            import torch
+        except ImportError as err:  # pragma: no cover - exercised only without torch
+            raise ImportError(f"reading {path.name} needs torch; convert it to .safetensors elsewhere") from err
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+    raise ValueError(f"unknown VAE checkpoint format {path.suffix!r} ({path}); expected .safetensors or .pth")
+
+
+def load_vae(path: str | Path, cfg: VAEConfig, layout: Layout | None = None, param_dtype=jnp.float32) -> WanVAE:
+    """A `WanVAE` from a checkpoint file or diffusers `vae/` folder (layout auto-detected, strict)."""
+    return vae_from_state_dict(read_vae_file(path), cfg, layout, param_dtype)
