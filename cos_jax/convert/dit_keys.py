@@ -210,16 +210,17 @@ def expected_keys(cfg: DiTConfig, layout: Layout) -> list[str]:
 
 
 def from_cos_params(params: Mapping, cfg: DiTConfig, layout: Layout) -> dict[str, np.ndarray]:
-    """The inverse of `to_cos_params`: PyTorch-named numpy arrays in the chosen layout."""
+    """The inverse of `to_cos_params`: PyTorch-named, C-contiguous numpy arrays in the chosen layout
+    (contiguous because `safetensors.numpy.save_file` mis-writes transposed views)."""
     out = {}
     for rule in DIT_RULES:
         value = np.asarray(_get(params, rule.target))
         name = rule.source(layout)
         if "{i}" in name:
             for i in range(cfg.num_layers):
-                out[name.format(i=i)] = _backward(rule, value[i])
+                out[name.format(i=i)] = np.ascontiguousarray(_backward(rule, value[i]))
         else:
-            out[name] = _backward(rule, value)
+            out[name] = np.ascontiguousarray(_backward(rule, value))
     return out
 
 
