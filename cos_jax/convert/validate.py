@@ -98,10 +98,15 @@ def _torch_block_outputs(model, inputs) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def _cos_block_outputs(model, inputs) -> tuple[np.ndarray, np.ndarray]:
+    """The output and every block's output [num_layers, B, L, D], written into a buffer by the block hook."""
+    x = jnp.asarray(inputs.x)
     y = None if inputs.y is None else jnp.asarray(inputs.y)
+    pt, ph, pw = model.config.patch_size
+    tokens = (x.shape[1] // pt) * (x.shape[2] // ph) * (x.shape[3] // pw)
+    buffer = jnp.zeros((model.config.num_layers, x.shape[0], tokens, model.config.dim))
     out, captures = model.forward_hooked(
-        jnp.asarray(inputs.x), jnp.asarray(inputs.timesteps), jnp.asarray(inputs.context), y,
-        hook=lambda h, _p, _l: (h, h),
+        x, jnp.asarray(inputs.timesteps), jnp.asarray(inputs.context), y,
+        hook=lambda h, _p, layer, buf: (h, buf.at[layer].set(h)), state=buffer,
     )  # fmt: skip
     return np.asarray(out), np.asarray(captures)
 
