@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from cos_jax.convert.dit_keys import KeyMismatchError, KeyRule, Layout, _forward, _set, _summarise
+from cos_jax.convert.load import fill_module, flatten_params
 from cos_jax.wan.t5 import T5Config, UMT5Encoder, abstract_umt5
 
 _HF_BLOCK = "encoder.block.{i}.layer"
@@ -81,20 +80,5 @@ def umt5_from_state_dict(
     state_dict: Mapping[str, np.ndarray], cfg: T5Config, layout: Layout | None = None, param_dtype=jnp.float32
 ) -> UMT5Encoder:
     """A `UMT5Encoder` holding the given weights, with every shape checked against the config."""
-    params = t5_params(state_dict, cfg, layout)
-    graphdef, abstract = nnx.split(abstract_umt5(cfg, param_dtype))
-    bad = []
-
-    def fill(path, spec):
-        value = params
-        for p in path:
-            value = value[getattr(p, "key", p)]
-        if value.shape != spec.shape:
-            bad.append(f"{'.'.join(str(getattr(p, 'key', p)) for p in path)}: {value.shape} vs model {spec.shape}")
-        return jnp.asarray(value, param_dtype)
-
-    values = jax.tree_util.tree_map_with_path(fill, nnx.to_pure_dict(abstract))
-    if bad:
-        raise KeyMismatchError(f"{len(bad)} umT5 tensors have the wrong shape for {cfg}: " + "; ".join(bad[:5]))
-    nnx.replace_by_pure_dict(abstract, values)
-    return nnx.merge(graphdef, abstract)
+    flat = flatten_params(t5_params(state_dict, cfg, layout))
+    return fill_module(abstract_umt5(cfg, param_dtype), flat, param_dtype, f"umT5 ({cfg})")

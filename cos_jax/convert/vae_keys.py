@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from cos_jax.convert.dit_keys import KeyMismatchError
+from cos_jax.convert.load import fill_module, flatten_params
 from cos_jax.wan.vae.config import VAEConfig
 from cos_jax.wan.vae.model import WanVAE, abstract_vae
 
@@ -220,10 +220,6 @@ def from_cos_params(flat: Mapping[str, np.ndarray], cfg: VAEConfig, layout: Layo
     }
 
 
-def _dotted(path) -> str:
-    return ".".join(str(getattr(p, "key", p)) for p in path)
-
-
 def vae_from_state_dict(
     state_dict: Mapping[str, np.ndarray], cfg: VAEConfig, layout: Layout | None = None, param_dtype=jnp.float32
 ) -> WanVAE:
@@ -232,34 +228,13 @@ def vae_from_state_dict(
     Raises `KeyMismatchError` naming missing/unexpected tensors or tensors whose shape differs from the model's.
     """
     flat = to_cos_params(state_dict, cfg, layout)
-    graphdef, abstract = nnx.split(abstract_vae(cfg, param_dtype))
-    expected = nnx.to_pure_dict(abstract)
-    bad, unfilled = [], set(flat)
-
-    def fill(path, spec):
-        name = _dotted(path)
-        if name not in flat:
-            raise KeyMismatchError(f"the key table has no row for model parameter {name}")
-        unfilled.discard(name)
-        value = flat[name]
-        if value.shape != spec.shape:
-            bad.append(f"{name}: checkpoint {value.shape} vs model {spec.shape}")
-        return jnp.asarray(value, param_dtype)
-
-    values = jax.tree_util.tree_map_with_path(fill, expected)
-    if bad:
-        raise KeyMismatchError(f"{len(bad)} VAE tensors have the wrong shape for {cfg}: " + "; ".join(bad[:5]))
-    if unfilled:
-        raise KeyMismatchError(f"key-table targets that are not model parameters: {_summarise(unfilled)}")
-    nnx.replace_by_pure_dict(abstract, values)
-    return nnx.merge(graphdef, abstract)
+    return fill_module(abstract_vae(cfg, param_dtype), flat, param_dtype, "VAE")
 
 
 def vae_to_state_dict(model: WanVAE, layout: Layout) -> dict[str, np.ndarray]:
     """The model's weights as PyTorch-named float32 numpy arrays."""
-    pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-    flat = {_dotted(path): np.asarray(v, np.float32) for path, v in jax.tree_util.tree_flatten_with_path(pure)[0]}
-    return from_cos_params(flat, model.config, layout)
+    flat = flatten_params(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    return from_cos_params({k: np.asarray(v, np.float32) for k, v in flat.items()}, model.config, layout)
 
 
 def read_vae_file(path: str | Path) -> dict[str, np.ndarray]:
