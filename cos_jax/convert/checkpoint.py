@@ -16,12 +16,11 @@ import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from cos_jax.convert.dit_config import config_from_dict
-from cos_jax.parallel import param_shardings
+from cos_jax.parallel import make_mesh, param_shardings
 from cos_jax.wan.dit import WanDiT, abstract_dit
 
 MANIFEST = "manifest.json"
@@ -79,7 +78,7 @@ def _locate(path: str, component: str | None) -> tuple[str, str, dict]:
 def abstract_params(model: nnx.Module, mesh: Mesh | None = None) -> dict:
     """The model's parameter tree as `ShapeDtypeStruct`s carrying their target `NamedSharding`s."""
     if mesh is None:
-        mesh = Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1, 1, 1), ("data", "fsdp", "context", "tensor"))
+        mesh = make_mesh("", jax.devices()[:1])
     shardings = nnx.to_pure_dict(param_shardings(model, mesh))
     shapes = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     return jax.tree.map(

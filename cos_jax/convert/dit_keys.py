@@ -126,29 +126,32 @@ def _get(tree: Mapping, dotted: str):
     return tree
 
 
-def plan_sources(names, cfg: DiTConfig, layout: Layout) -> list[tuple[KeyRule, list[str]]]:
-    """Each rule with its source names (one per layer for block rules), from the key names alone.
-
-    `names` may carry the single-file prefix. Raises `KeyMismatchError` naming the missing and unexpected
-    keys (first few, then counts) and the layout assumed, unless every name is used exactly once.
-    """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
-    names = {k.removeprefix(SINGLE_FILE_PREFIX) for k in names}
+def match_sources(names, rules, num_layers: int, layout: str, what: str = "", hint: str = "") -> list:
+    """Each rule with its source names (`{i}` expanded over `num_layers` blocks), requiring every name to
+    be used exactly once; otherwise a `KeyMismatchError` names the missing and unexpected keys (first few,
+    then counts), the layout assumed, and `hint`. `rules` are any objects with `.source(layout)`."""
+    names = set(names)
     plan, used, missing = [], set(), []
-    for rule in DIT_RULES:
+    for rule in rules:
         name = rule.source(layout)
-        wanted = [name.format(i=i) for i in range(cfg.num_layers)] if "{i}" in name else [name]
+        wanted = [name.format(i=i) for i in range(num_layers)] if "{i}" in name else [name]
         missing += [k for k in wanted if k not in names]
         used.update(wanted)
         plan.append((rule, wanted))
     unexpected = names - used
     if missing or unexpected:
         raise KeyMismatchError(
-            f"{layout} layout: {len(missing)} missing tensors [{_summarise(missing)}], "
-            f"{len(unexpected)} unexpected tensors [{_summarise(unexpected)}]"
+            f"{what}{layout} layout: {len(missing)} missing tensors [{_summarise(missing)}], "
+            f"{len(unexpected)} unexpected tensors [{_summarise(unexpected)}]{hint}"
         )
     return plan
+
+
+def plan_sources(names, cfg: DiTConfig, layout: Layout) -> list[tuple[KeyRule, list[str]]]:
+    """`match_sources` for the DiT table; `names` may carry the single-file prefix."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    return match_sources((k.removeprefix(SINGLE_FILE_PREFIX) for k in names), DIT_RULES, cfg.num_layers, layout)
 
 
 def is_stacked(rule: KeyRule) -> bool:

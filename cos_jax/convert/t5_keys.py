@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from cos_jax.convert.dit_keys import KeyMismatchError, KeyRule, Layout, _forward, _set, _summarise
+from cos_jax.convert.dit_keys import KeyMismatchError, KeyRule, Layout, _forward, _set, match_sources
 from cos_jax.convert.load import fill_module, flatten_params
 from cos_jax.wan.t5 import T5Config, UMT5Encoder, abstract_umt5
 
@@ -58,21 +58,9 @@ def t5_params(state_dict: Mapping[str, np.ndarray], cfg: T5Config, layout: Layou
                 source.setdefault(name, source[alias])
                 source.pop(alias)
     params: dict = {}
-    used, missing = set(), []
-    for rule in T5_RULES:
-        name = rule.source(layout)
-        names = [name.format(i=i) for i in range(cfg.num_layers)] if "{i}" in name else [name]
-        missing += [n for n in names if n not in source]
-        used.update(names)
-        if all(n in source for n in names):
-            arrays = [_forward(rule, np.asarray(source[n])) for n in names]
-            _set(params, rule.target, np.stack(arrays) if "{i}" in name else arrays[0])
-    unexpected = set(source) - used
-    if missing or unexpected:
-        raise KeyMismatchError(
-            f"umT5 {layout} layout: {len(missing)} missing tensors [{_summarise(missing)}], "
-            f"{len(unexpected)} unexpected tensors [{_summarise(unexpected)}]"
-        )
+    for rule, names in match_sources(source, T5_RULES, cfg.num_layers, layout, what="umT5 "):
+        arrays = [_forward(rule, np.asarray(source[n])) for n in names]
+        _set(params, rule.target, np.stack(arrays) if "{i}" in rule.source(layout) else arrays[0])
     return params
 
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from cos_jax.convert.dit_keys import KeyMismatchError
+from cos_jax.convert.dit_keys import KeyMismatchError, match_sources
 from cos_jax.convert.load import fill_module, flatten_params
 from cos_jax.wan.vae.config import VAEConfig
 from cos_jax.wan.vae.model import WanVAE, abstract_vae
@@ -176,12 +176,6 @@ def _backward(transform: Transform, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _summarise(names, limit: int = 5) -> str:
-    names = sorted(names)
-    more = f" … and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
 def expected_keys(cfg: VAEConfig, layout: Layout) -> list[str]:
     return [rule.source(layout) for rule in vae_rules(cfg)]
 
@@ -191,22 +185,9 @@ def to_cos_params(state_dict: Mapping[str, np.ndarray], cfg: VAEConfig, layout: 
     layout = layout or detect_layout(state_dict)
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
-    params, missing = {}, []
-    rules = vae_rules(cfg)
-    for rule in rules:
-        name = rule.source(layout)
-        if name in state_dict:
-            params[rule.target] = _forward(rule.transform, np.asarray(state_dict[name]))
-        else:
-            missing.append(name)
-    unexpected = set(state_dict) - {rule.source(layout) for rule in rules}
-    if missing or unexpected:
-        raise KeyMismatchError(
-            f"{layout} VAE layout: {len(missing)} missing tensors [{_summarise(missing)}], "
-            f"{len(unexpected)} unexpected tensors [{_summarise(unexpected)}]; is the config "
-            f"(is_residual={cfg.is_residual}, z_dim={cfg.z_dim}) the checkpoint's?"
-        )
-    return params
+    hint = f"; is the config (is_residual={cfg.is_residual}, z_dim={cfg.z_dim}) the checkpoint's?"
+    plan = match_sources(state_dict, vae_rules(cfg), 0, layout, what="VAE ", hint=hint)
+    return {rule.target: _forward(rule.transform, np.asarray(state_dict[name])) for rule, (name,) in plan}
 
 
 def from_cos_params(flat: Mapping[str, np.ndarray], cfg: VAEConfig, layout: Layout) -> dict[str, np.ndarray]:

@@ -70,6 +70,7 @@ def sample(
         raise ValueError(f"expected one DiT or a (high, low) pair, got {len(experts)} models")
     if len(experts) == 2 and config.boundary is None:
         raise ValueError("two experts need a sampling config with a boundary (e.g. 'official-t2v-a14b' or 'paper')")
+    given_noise = noise is not None
     if noise is None:
         if latent_shape is None:
             raise ValueError("pass latent_shape=(F, H, W, C) with seeds, or the initial noise itself")
@@ -89,7 +90,7 @@ def sample(
     capture = plan.capture
     meta = {
         "sampling": dataclasses.asdict(config),
-        "seeds": list(seeds),
+        "seeds": None if given_noise else list(seeds),
         "policy": policy,
         "model": dataclasses.asdict(experts[0].config),
         "switch_step": config.switch_step() if len(experts) == 2 else None,

@@ -61,11 +61,10 @@ def train(
     device_data = jax.device_put({k: np.asarray(v) for k, v in data.items()}, replicated)
     empty = jax.device_put(tuple(np.asarray(a) for a in spec.tokenizer([""])), replicated)
     step_fn = jax.jit(partial(train_step, graphdef, spec, cfg), donate_argnums=0)
-    log = (out / "log.jsonl").open("a")
     start_step, started = int(state.step), time.perf_counter()
     timed_from, timed_steps = None, 0
     bar = tqdm(total=cfg.steps, initial=start_step, desc="training", unit="step")
-    with jax.set_mesh(mesh):
+    with jax.set_mesh(mesh), (out / "log.jsonl").open("a") as log:
         while int(state.step) < cfg.steps:
             state, metrics = step_fn(state, device_data, empty)
             step = int(state.step)
@@ -93,7 +92,6 @@ def train(
                 print(f"time budget reached at step {step}; state saved")
                 break
     bar.close()
-    log.close()
     jax.block_until_ready(state.params)
     seconds = time.perf_counter() - (timed_from or started)
     samples_per_s = timed_steps * cfg.batch / seconds if timed_from else float("nan")

@@ -21,10 +21,6 @@ class Policy:
     name: str
     compute_dtype: jnp.dtype  # matmuls, attention, branch activations
 
-    @property
-    def is_fp32(self) -> bool:
-        return self.compute_dtype == jnp.float32
-
 
 POLICIES: dict[str, Policy] = {
     "fp32": Policy("fp32", jnp.dtype(jnp.float32)),

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from cos_jax.probes import (
+    Inject,
+    LatentNoise,
     Plan,
     capture_plan,
     ensemble_matrix,
@@ -68,13 +70,9 @@ def _full_plan(worlds, latent_frames=3):
     """Every plan part present with nothing selected."""
     source = jnp.zeros((1, 2, worlds, 18, CFG.dim))
     return Plan(
-        noise=noise_plan(STEPS, latent_frames, worlds, steps=0).__class__(
-            jnp.zeros((STEPS, latent_frames)), jnp.ones(worlds), jnp.asarray(1.0), "renoise"
-        ),
+        noise=LatentNoise(jnp.zeros((STEPS, latent_frames)), jnp.ones(worlds), jnp.asarray(1.0), "renoise"),
         mix=mix_plan(ensemble_matrix(worlds), STEPS, CFG.num_layers, steps=[], layers=[]),
-        inject=inject_plan(source, STEPS, CFG.num_layers, at=[(0, 0)]).__class__(
-            source, -jnp.ones((STEPS, CFG.num_layers), jnp.int32), jnp.ones(2), jnp.ones(worlds)
-        ),
+        inject=Inject(source, -jnp.ones((STEPS, CFG.num_layers), jnp.int32), jnp.ones(2), jnp.ones(worlds)),
         capture=capture_plan(STEPS, CFG.num_layers, [1], [2], reducer="full", branches="both"),
     )
 
