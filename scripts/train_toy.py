@@ -24,6 +24,10 @@ from cos_jax.train.run import plot_curves, train
 from cos_jax.wan.toy import ToySpec
 
 
+def parse_counts(text: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (item.split("=") for item in text.split(","))}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
@@ -34,6 +38,9 @@ def main():
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--attention", default="auto", help="attention backend: auto, cudnn, xla")
+    p.add_argument("--remat", default="none", help="per-block rematerialisation: none, dots, full")
+    p.add_argument("--scan-unroll", type=int, default=1)
     p.add_argument("--time-budget", type=float, default=None, help="seconds; checkpoint and stop after")
     p.add_argument("--eval-every", type=int, default=2000)
     p.add_argument("--eval-per-task", type=int, default=32)
@@ -42,7 +49,11 @@ def main():
     args = p.parse_args()
 
     spec = ToySpec()
-    cfg = TrainConfig(batch=args.batch, steps=args.steps, lr=args.lr, warmup=args.warmup)
+    cfg = TrainConfig(batch=args.batch, steps=args.steps, lr=args.lr, warmup=args.warmup, attention=args.attention,
+                      remat=args.remat, scan_unroll=args.scan_unroll)  # fmt: skip
+    counts = parse_counts(args.counts) if args.counts else args.per_task
+    if args.counts:
+        args.tasks = list(counts)
     cache = Path(args.data_cache) if args.data_cache else None
     if cache is not None and cache.exists():
         with np.load(cache) as f:
@@ -50,10 +61,6 @@ def main():
     else:
         from cos_jax.train.data import task_arrays
 
-        counts = args.per_task
-        if args.counts:
-            counts = {k: int(v) for k, v in (item.split("=") for item in args.counts.split(","))}
-            args.tasks = list(counts)
         data = task_arrays(args.tasks, counts, spec.resolution, spec.frames, spec.dit.text_len)
         if cache is not None:
             np.savez(cache, **data)

@@ -35,18 +35,29 @@ def task_arrays(
     workers: int | None = None,
     start: int = 0,
 ) -> dict[str, np.ndarray]:
-    """{video uint8 [N,T,H,W,3], ids int32 [N,text_len], mask int32, task int32} for `per_task` samples
-    of each task (or a count per task; split indices start…, difficulties cycled over the indices)."""
+    """`per_task` samples of each task (or a count per task; split indices start…, difficulties cycled over the indices)
+    as {video uint8 [N,T,H,W,3], prompt int32 [N], task int32 [N], prompt_ids / prompt_mask [U,text_len]}
+    (see `prompt_table`)."""
     counts = per_task if isinstance(per_task, dict) else dict.fromkeys(tasks, per_task)
     jobs = [(name, start + i, difficulties[i % len(difficulties)]) for name in tasks for i in range(counts[name])]
     workers = workers or min(len(os.sched_getaffinity(0)), 32)
     fn = partial(_one, resolution=resolution, frames=frames, split=split)
     with ProcessPoolExecutor(workers) as pool:
         results = list(tqdm(pool.map(fn, jobs, chunksize=16), total=len(jobs), desc=f"generating {split} data"))
-    ids, mask = ByteTokenizer(text_len)(p for _, p in results)
+    table, prompt = prompt_table([p for _, p in results], text_len)
     return {
         "video": np.stack([v for v, _ in results]),
-        "ids": ids,
-        "mask": mask,
+        "prompt": prompt,
         "task": np.asarray([tasks.index(name) for name, _, _ in jobs], np.int32),
+        **table,
     }
+
+
+def prompt_table(prompts: list[str], text_len: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The distinct prompts as token rows ({prompt_ids, prompt_mask} [U, text_len], row 0 the empty prompt
+    used for CFG dropout) and each sample's row index [N]. The tasks have few distinct prompts, so
+    training encodes the table once per step instead of one copy per sample."""
+    rows = {"": 0}
+    index = np.asarray([rows.setdefault(p, len(rows)) for p in prompts], np.int32)
+    ids, mask = ByteTokenizer(text_len)(list(rows))
+    return {"prompt_ids": ids, "prompt_mask": mask}, index

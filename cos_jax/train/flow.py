@@ -33,6 +33,9 @@ class TrainConfig:
     shift: float = 5.0
     cond_dropout: float = 0.1
     policy: str = "bf16"
+    attention: str = "auto"  # attention backend of the DiT (see cos_jax.wan.attention)
+    remat: str = "none"  # per-block rematerialisation (cos_jax.wan.dit.REMAT_POLICIES)
+    scan_unroll: int = 1  # blocks per scan iteration
     seed: int = 0
 
 
@@ -67,35 +70,45 @@ def init_state(model: ToyModel, cfg: TrainConfig) -> tuple[nnx.GraphDef, TrainSt
     return graphdef, state
 
 
-def flow_loss(model: ToyModel, spec: ToySpec, cfg: TrainConfig, batch: dict, empty: tuple, key: jax.Array):
-    """Mean squared velocity error on one batch {video uint8 [B,T,H,W,3], ids, mask}."""
+def flow_loss(model: ToyModel, spec: ToySpec, cfg: TrainConfig, batch: dict, prompts: dict, key: jax.Array):
+    """Mean squared velocity error on one batch {video uint8 [B,T,H,W,3], prompt int32 [B]}.
+
+    `prompts` is the prompt table {prompt_ids, prompt_mask} [U, L] (row 0: the empty prompt); it is
+    encoded once and gathered per sample, which equals encoding each sample's prompt.
+    """
     k_sigma, k_eps, k_drop = jax.random.split(key, 3)
     video = to_unit_range(batch["video"])
     x0 = spec.codec.encode(video)
     y = spec.codec.i2v_condition(video[:, 0], spec.frames)
     b = x0.shape[0]
-    drop = jax.random.bernoulli(k_drop, cfg.cond_dropout, (b, 1))
-    ids = jnp.where(drop, empty[0], batch["ids"])
-    mask = jnp.where(drop, empty[1], batch["mask"])
-    context = model.text(ids, mask, policy=cfg.policy)
+    row = jnp.where(jax.random.bernoulli(k_drop, cfg.cond_dropout, (b,)), 0, batch["prompt"])
+    context = model.text(prompts["prompt_ids"], prompts["prompt_mask"], policy=cfg.policy)[row]
     u = jax.random.uniform(k_sigma, (b,))
     sigma = cfg.shift * u / (1 + (cfg.shift - 1) * u)
     eps = jax.random.normal(k_eps, x0.shape)
     s = sigma[:, None, None, None, None]
     x = constrain((1 - s) * x0 + s * eps, ("batch", None, None, None, None))
-    v = model.dit(x, 1000.0 * sigma, context, y, policy=cfg.policy)
+    v = model.dit(x, 1000.0 * sigma, context, y, policy=cfg.policy, attention_backend=cfg.attention,
+                  remat=cfg.remat, scan_unroll=cfg.scan_unroll)  # fmt: skip
     return jnp.mean(jnp.square(v - (eps - x0)))
 
 
-def train_step(graphdef, spec: ToySpec, cfg: TrainConfig, state: TrainState, data: dict, empty: tuple):
-    """One optimizer step on a batch drawn from `data` (device arrays); returns (state, metrics)."""
+def split_prompt_table(data: dict) -> tuple[dict, dict]:
+    """(per-sample arrays, prompt table) from a `task_arrays` dict."""
+    table = {k: v for k, v in data.items() if k.startswith("prompt_")}
+    return {k: v for k, v in data.items() if k not in table}, table
+
+
+def train_step(graphdef, spec: ToySpec, cfg: TrainConfig, state: TrainState, data: dict, prompts: dict):
+    """One optimizer step on a batch drawn from `data` (device arrays, {video, prompt}); `prompts` is the
+    prompt table. Returns (state, metrics)."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     k_batch, k_loss = jax.random.split(key)
     index = jax.random.randint(k_batch, (cfg.batch,), 0, data["video"].shape[0])
-    batch = {k: constrain(v[index], ("batch",) + (None,) * (v.ndim - 1)) for k, v in data.items() if k != "task"}
+    batch = {k: constrain(data[k][index], ("batch",) + (None,) * (data[k].ndim - 1)) for k in ("video", "prompt")}
 
     def loss_of(params):
-        return flow_loss(nnx.merge(graphdef, params), spec, cfg, batch, empty, k_loss)
+        return flow_loss(nnx.merge(graphdef, params), spec, cfg, batch, prompts, k_loss)
 
     loss, grads = jax.value_and_grad(loss_of)(state.params)
     optimizer = make_optimizer(cfg)

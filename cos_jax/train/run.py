@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from cos_jax.parallel import make_mesh
 from cos_jax.train.checkpoint import load_weights, restore_state, save_state, save_weights
-from cos_jax.train.flow import TrainConfig, init_state, train_step
+from cos_jax.train.flow import TrainConfig, init_state, split_prompt_table, train_step
 from cos_jax.wan.toy import ToySpec, init_toy
 
 
@@ -58,15 +58,15 @@ def train(
         print(f"resumed from {state_dir} at step {int(state.step)}")
     replicated = NamedSharding(mesh, PartitionSpec())
     state = jax.device_put(state, replicated)  # committed like the step's outputs: one compilation
-    device_data = jax.device_put({k: np.asarray(v) for k, v in data.items()}, replicated)
-    empty = jax.device_put(tuple(np.asarray(a) for a in spec.tokenizer([""])), replicated)
+    samples, prompts = split_prompt_table({k: np.asarray(v) for k, v in data.items() if k != "task"})
+    device_data, prompts = jax.device_put((samples, prompts), replicated)
     step_fn = jax.jit(partial(train_step, graphdef, spec, cfg), donate_argnums=0)
     start_step, started = int(state.step), time.perf_counter()
     timed_from, timed_steps = None, 0
     bar = tqdm(total=cfg.steps, initial=start_step, desc="training", unit="step")
     with jax.set_mesh(mesh), (out / "log.jsonl").open("a") as log:
         while int(state.step) < cfg.steps:
-            state, metrics = step_fn(state, device_data, empty)
+            state, metrics = step_fn(state, device_data, prompts)
             step = int(state.step)
             bar.update(1)
             if step == start_step + 5:  # time after compilation and warm-up

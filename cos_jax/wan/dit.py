@@ -26,6 +26,13 @@ from cos_jax.wan.timestep import TimestepTable, sinusoid, timestep_table
 F32 = jnp.float32
 RESIDUAL_AXES = ("batch", "length", "act_embed")
 
+# Rematerialisation of each block in the backward pass (training): what the forward keeps for it.
+REMAT_POLICIES = {
+    "none": None,  # keep every intermediate (no recomputation)
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # keep matmul outputs only
+    "full": jax.checkpoint_policies.nothing_saveable,  # keep only each block's input
+}
+
 
 class Attention(nnx.Module):
     """Multi-head attention with RMSNorm over the full width on q and k (before the head split)."""
@@ -113,17 +120,20 @@ class WanDiT(nnx.Module):
         policy: str | Policy = "fp32",
         attention_backend: Backend = "auto",
         timestep_slots: int = 2,
+        remat: str = "none",
+        scan_unroll: int = 1,
     ) -> Float[Array, "B F H W out_dim"]:
         """Velocity prediction for latents `x` (with I2V conditioning `y` concatenated on channels).
 
         `timesteps` is [B] or per token [B, L] (L = patch tokens, frame-major; TI2V). `context` is the
         text-encoder output already padded to its fixed length (the official 512 rows, zeros after the
         prompt). `timestep_slots` bounds the distinct per-token timesteps of one sample (see
-        `timestep_table`).
+        `timestep_table`). `remat` (a `REMAT_POLICIES` name) and `scan_unroll` trade memory for speed
+        when differentiating (training); they never change the values.
         """
         out, _ = self.forward_hooked(
             x, timesteps, context, y, policy=policy, attention_backend=attention_backend,
-            timestep_slots=timestep_slots,
+            timestep_slots=timestep_slots, remat=remat, scan_unroll=scan_unroll,
         )  # fmt: skip
         return out
 
@@ -140,6 +150,8 @@ class WanDiT(nnx.Module):
         policy: str | Policy = "fp32",
         attention_backend: Backend = "auto",
         timestep_slots: int = 2,
+        remat: str = "none",
+        scan_unroll: int = 1,
     ) -> tuple[jax.Array, Any]:
         """`__call__` with a hook after every block (see `cos_jax.wan.hooks`); returns (velocity, state).
 
@@ -160,16 +172,25 @@ class WanDiT(nnx.Module):
         e0 = self.time_proj(jax.nn.silu(e), F32).reshape(*e.shape[:-1], 6, cfg.dim)  # [B, K, 6, D]
         ctx = self.text_out(gelu_tanh(self.text_in(context, policy.compute_dtype)), policy.compute_dtype)
         rope = rope_tables(grid, cfg.rope_pairs, cfg.rope_theta, cfg.rope_max_positions)
+        if remat not in REMAT_POLICIES:
+            raise ValueError(f"unknown remat policy {remat!r}; choose one of {tuple(REMAT_POLICIES)}")
+
+        def run_block(block, hidden, ctx, e0, steps, rope):
+            return block(hidden, ctx, e0, steps, rope, policy, attention_backend)
+
+        if remat != "none":
+            run_block = jax.checkpoint(run_block, policy=REMAT_POLICIES[remat])
 
         def body(carry, xs):
             hidden, hook_state = carry
             block, plan_slice, layer = xs
-            hidden = block(hidden, ctx, e0, steps, rope, policy, attention_backend)
+            hidden = run_block(block, hidden, ctx, e0, steps, rope)
             if hook is not None:
                 hidden, hook_state = hook(hidden, plan_slice, layer, hook_state)
             return (constrain(hidden, RESIDUAL_AXES), hook_state), None
 
-        (h, state), _ = jax.lax.scan(body, (h, state), (self.blocks, plan, jnp.arange(cfg.num_layers)))
+        layers = (self.blocks, plan, jnp.arange(cfg.num_layers))
+        (h, state), _ = jax.lax.scan(body, (h, state), layers, unroll=scan_unroll)
 
         m = self.head_modulation[...].astype(F32) + e[:, :, None, :]  # [B, K, 2, D]
         shift, scale = steps.select(m[:, :, 0]), steps.select(m[:, :, 1])

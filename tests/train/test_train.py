@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from cos_jax.train.checkpoint import load_weights, read_meta, restore_state, save_state, save_weights
+from cos_jax.train.data import prompt_table
 from cos_jax.train.flow import TrainConfig, init_state, train_step
 from cos_jax.wan.config import DiTConfig
 from cos_jax.wan.t5 import T5Config
@@ -28,23 +29,21 @@ CFG = TrainConfig(batch=4, steps=100, lr=3e-3, warmup=1, policy="fp32")
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
     video = np.full((6, 9, 16, 16, 3), 255, np.uint8)
     for i in range(6):  # a square that moves right, the same task with different starts
         for t in range(9):
             x = (i + t) % 12
             video[i, t, 6:10, x : x + 4] = (200, 30, 30)
-    ids, mask = SPEC.tokenizer(["move the red square right"] * 6)
-    return {"video": jnp.asarray(video), "ids": jnp.asarray(ids), "mask": jnp.asarray(mask),
-            "task": jnp.asarray(rng.integers(0, 2, 6))}  # fmt: skip
+    table, prompt = prompt_table(["move the red square right", "move the square"] * 3, SPEC.dit.text_len)
+    return {"video": jnp.asarray(video), "prompt": jnp.asarray(prompt)}, jax.tree.map(jnp.asarray, table)
 
 
 def _run(graphdef, state, data, steps):
-    empty = tuple(jnp.asarray(a) for a in SPEC.tokenizer([""]))
+    data, prompts = data
     step = jax.jit(partial(train_step, graphdef, SPEC, CFG))
     losses = []
     for _ in range(steps):
-        state, metrics = step(state, data, empty)
+        state, metrics = step(state, data, prompts)
         losses.append(float(metrics["loss"]))
     return state, losses
 
@@ -77,3 +76,33 @@ def test_weights_file_round_trip(tmp_path):
     assert read_meta(path)["step"] == 7
     with pytest.raises(KeyError, match="does not fit the model"):
         load_weights(path, "params", init_toy(SPEC))
+
+
+def test_prompt_table_dedupes_and_reserves_the_empty_row():
+    table, index = prompt_table(["b", "a", "b", ""], 8)
+    assert index.tolist() == [1, 2, 1, 0]
+    ids, mask = SPEC.tokenizer(["", "b", "a"])
+    np.testing.assert_array_equal(table["prompt_ids"], ids[:, :8])
+    np.testing.assert_array_equal(table["prompt_mask"], mask[:, :8])
+
+
+@pytest.mark.parametrize("remat, unroll", [("dots", 1), ("full", 2)])
+def test_remat_and_unroll_leave_the_gradient_unchanged(data, remat, unroll):
+    import dataclasses
+
+    from cos_jax.train.flow import flow_loss
+
+    batch, prompts = data
+    batch = {k: v[:3] for k, v in batch.items()}
+    graphdef, state = init_state(init_toy(SPEC), CFG)
+
+    def grads(cfg):
+        return jax.grad(lambda p: flow_loss(nnx.merge(graphdef, p), SPEC, cfg, batch, prompts, jax.random.key(1)))(
+            state.params
+        )
+
+    fast = dataclasses.replace(CFG, remat=remat, scan_unroll=unroll)
+    for a, b in zip(jax.tree.leaves(grads(fast)), jax.tree.leaves(grads(CFG)), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown remat policy"):
+        grads(dataclasses.replace(CFG, remat="some"))
