@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -166,10 +167,6 @@ def load_record(out: Path, shard: tuple[int, int], identity: dict) -> dict:
     return {"format": RECORD_FORMAT, **identity, "seed_policy": SEED_POLICY, "runs": [], "samples": {}}
 
 
-def _save(path: Path, record: dict) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -186,6 +183,94 @@ def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
     for j in jobs:
         groups[j.shape].append(j)
     return [g[k : k + size] for g in groups.values() for k in range(0, len(g), size)]
+
+
+class _Run:
+    """One invocation's state: the record it updates and the counts it reports."""
+
+    def __init__(self, out: Path, shard: tuple[int, int], generator: Generator, seed: int, info: dict):
+        identity = _normalised({"model": generator.name, "settings": {**generator.settings, "base_seed": seed}})
+        self.path = out / record_name(shard)
+        self.record = load_record(out, shard, identity)
+        self.info = {
+            "started": _now(),
+            **info,
+            "layout": _normalised(generator.layout),
+            "skipped": 0,
+            "generated": 0,
+            "failed": 0,
+        }
+        self.record["runs"].append(self.info)
+        self.samples = self.record["samples"]
+        self.generator = generator
+        self.notes_seen: set[str] = set()
+
+    def save(self) -> None:
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(json.dumps(self.record, indent=1)))
+
+    def fail(self, key: str, err: Exception) -> None:
+        self.samples[key] = {"error": f"{type(err).__name__}: {err}", "at": _now()}
+        self.info["failed"] += 1
+        tqdm.write(f"warning: {key}: {err}", file=sys.stderr)
+
+    def plan(self, entries: list[BenchEntry], out: Path, seed: int, progress: bool) -> list[Job]:
+        """Jobs for the samples whose output is missing or broken; counts the others as skipped."""
+        jobs = []
+        for e in tqdm(entries, desc="checking outputs", unit="sample", disable=not progress, leave=False):
+            try:
+                path, shape = output_path(out, e), sample_shape(e.folder)
+            except (OSError, ValueError) as err:
+                self.fail(f"{e.split_dir}/{e.task}/{e.sample_id}", err)
+                continue
+            if is_done(path, shape):
+                self.info["skipped"] += 1
+            else:
+                jobs.append(Job(e, path, sample_seed(e.task, e.sample_id, seed), shape))
+        return jobs
+
+    def requests(self, batch: list[Job]) -> tuple[list[Job], list[Request]]:
+        """The batch's requests (prompt and first frame read now); unreadable samples are failed."""
+        ready, requests = [], []
+        for j in batch:
+            try:
+                requests.append(
+                    Request(read_prompt(j.entry.folder), read_first_frame(j.entry.folder), *j.shape, j.seed)
+                )
+                ready.append(j)
+            except (OSError, ValueError) as err:
+                self.fail(j.key, err)
+        return ready, requests
+
+    def write(self, job: Job, request: Request, video: np.ndarray, timing: dict) -> None:
+        """Write one output atomically (resized first if the backend returned another shape) and record it."""
+        notes = [n for n in [self.generator.note(request)] if n]
+        video = np.asarray(video)
+        if video.dtype != np.uint8 or video.shape != (*job.shape, 3):
+            notes.append(f"backend returned {video.dtype} {video.shape}; resized to {job.shape}")
+            video = prepare_frames(video, job.shape[1:], job.shape[0])
+        t0 = time.perf_counter()
+        _remove_stale_temps(job.out)
+        try:
+            write_mp4(job.out, video)
+        except (OSError, ValueError) as err:
+            self.fail(job.key, err)
+            return
+        frames, height, width = job.shape
+        self.samples[job.key] = {
+            "seed": job.seed,
+            "frames": frames,
+            "height": height,
+            "width": width,
+            **timing,
+            "write_seconds": round(time.perf_counter() - t0, 4),
+            "notes": notes,
+            "at": _now(),
+        }
+        self.info["generated"] += 1
+        for n in notes:
+            if n not in self.notes_seen:
+                self.notes_seen.add(n)
+                tqdm.write(f"note: {n}")
 
 
 def run_bench(
@@ -209,100 +294,57 @@ def run_bench(
     data, out = Path(data), Path(out)
     entries = select(list_samples(data), split, tasks, limit, shard)
     out.mkdir(parents=True, exist_ok=True)
-    identity = _normalised({"model": generator.name, "settings": {**generator.settings, "base_seed": seed}})
-    record_path = out / record_name(shard)
-    record = load_record(out, shard, identity)
-    invocation = {
-        "started": _now(), "data": str(data), "split": split, "tasks": tasks, "limit": limit,
-        "shard": f"{shard[0]}/{shard[1]}", "layout": _normalised(generator.layout),
-        "selected": len(entries), "skipped": 0, "generated": 0, "failed": 0,
-    }  # fmt: skip
-    record["runs"].append(invocation)
-    samples = record["samples"]
-
-    def fail(key: str, err: Exception) -> None:
-        samples[key] = {"error": f"{type(err).__name__}: {err}", "at": _now()}
-        invocation["failed"] += 1
-        tqdm.write(f"warning: {key}: {err}")
-
-    jobs: list[Job] = []
-    checking = tqdm(entries, desc="checking outputs", unit="sample", disable=not progress, leave=False)
-    for e in checking:
-        key = f"{e.split_dir}/{e.task}/{e.sample_id}"
-        try:
-            path = output_path(out, e)
-            shape = sample_shape(e.folder)
-        except (OSError, ValueError) as err:
-            fail(key, err)
-            continue
-        if is_done(path, shape):
-            invocation["skipped"] += 1
-            continue
-        jobs.append(Job(e, path, sample_seed(e.task, e.sample_id, seed), shape))
+    run = _Run(
+        out,
+        shard,
+        generator,
+        seed,
+        {
+            "data": str(data),
+            "split": split,
+            "tasks": tasks,
+            "limit": limit,
+            "shard": f"{shard[0]}/{shard[1]}",
+            "selected": len(entries),
+        },
+    )
+    jobs = run.plan(entries, out, seed, progress)
     batches = _batches(jobs, generator.batch_size)
     tqdm.write(
-        f"bench run: {len(entries)} samples selected (shard {shard[0]}/{shard[1]}), {invocation['skipped']} done, "
+        f"bench run: {len(entries)} samples selected (shard {shard[0]}/{shard[1]}), {run.info['skipped']} done, "
         f"{len(jobs)} to generate in {len(batches)} batches of up to {generator.batch_size} "
         f"({generator.name}; {', '.join(f'{k} {v}' for k, v in generator.layout.items())})"
     )
     for option in getattr(generator, "ignored", []):
-        tqdm.write(f"warning: the {generator.name} backend takes no {option!r} option; it is ignored")
-    _save(record_path, record)
-
-    notes_seen: set[str] = set()
+        tqdm.write(f"warning: the {generator.name} backend takes no {option!r} option; it is ignored", file=sys.stderr)
+    run.save()
     shapes_seen: set[tuple[int, int, int]] = set()
-    bar = tqdm(total=len(entries), initial=len(entries) - len(jobs), desc="generate", unit="sample",
-               disable=not progress)  # fmt: skip
+    bar = tqdm(
+        total=len(entries), initial=len(entries) - len(jobs), desc="generate", unit="sample", disable=not progress
+    )
     try:
         for b, batch in enumerate(batches):
-            ready, requests = [], []
-            for j in batch:
-                try:
-                    requests.append(Request(read_prompt(j.entry.folder), read_first_frame(j.entry.folder),
-                                            *j.shape, j.seed))  # fmt: skip
-                    ready.append(j)
-                except (OSError, ValueError) as err:
-                    fail(j.key, err)
-                    bar.update(1)
-            if not ready:
-                continue
-            t0 = time.perf_counter()
-            videos = generator.generate(requests)
-            gen_s = time.perf_counter() - t0
-            if len(videos) != len(requests):
-                raise RuntimeError(f"{generator.name} returned {len(videos)} videos for {len(requests)} requests")
-            first_of_shape = batch[0].shape not in shapes_seen
-            shapes_seen.add(batch[0].shape)
-            for j, q, video in zip(ready, requests, videos, strict=True):
-                notes = [n for n in [generator.note(q)] if n]
-                video = np.asarray(video)
-                if video.dtype != np.uint8 or video.ndim != 4 or video.shape[1:] != (j.shape[1], j.shape[2], 3) or (
-                        video.shape[0] != j.shape[0]):  # fmt: skip
-                    notes.append(f"backend returned {video.dtype} {video.shape}; resized to {j.shape}")
-                    video = prepare_frames(video, j.shape[1:], j.shape[0])
-                t1 = time.perf_counter()
-                _remove_stale_temps(j.out)
-                try:
-                    write_mp4(j.out, video)
-                except (OSError, ValueError) as err:
-                    fail(j.key, err)
-                    continue
-                samples[j.key] = {
-                    "seed": j.seed, "frames": j.shape[0], "height": j.shape[1], "width": j.shape[2],
-                    "seconds": round(gen_s / len(ready), 4), "write_seconds": round(time.perf_counter() - t1, 4),
-                    "batch": b, "batch_size": len(ready), "batch_seconds": round(gen_s, 4),
-                    "first_batch_of_shape": first_of_shape, "notes": notes, "at": _now(),
-                }  # fmt: skip
-                invocation["generated"] += 1
-                for n in notes:
-                    if n not in notes_seen:
-                        notes_seen.add(n)
-                        tqdm.write(f"note: {n}")
-            bar.update(len(ready))
-            _save(record_path, record)
+            ready, requests = run.requests(batch)
+            if ready:
+                t0 = time.perf_counter()
+                videos = generator.generate(requests)
+                seconds = time.perf_counter() - t0
+                if len(videos) != len(requests):
+                    raise RuntimeError(f"{generator.name} returned {len(videos)} videos for {len(requests)} requests")
+                timing = {
+                    "seconds": round(seconds / len(ready), 4),
+                    "batch": b,
+                    "batch_size": len(ready),
+                    "batch_seconds": round(seconds, 4),
+                    "first_batch_of_shape": batch[0].shape not in shapes_seen,
+                }
+                shapes_seen.add(batch[0].shape)
+                for j, q, video in zip(ready, requests, videos, strict=True):
+                    run.write(j, q, video, timing)
+                run.save()
+            bar.update(len(batch))
     finally:
         bar.close()
-        invocation["finished"] = _now()
-        invocation["seconds"] = round(time.perf_counter() - t_start, 3)
-        _save(record_path, record)
-    return {**invocation, "record": str(record_path)}
+        run.info.update(finished=_now(), seconds=round(time.perf_counter() - t_start, 3))
+        run.save()
+    return {**run.info, "record": str(run.path)}
