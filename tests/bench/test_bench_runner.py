@@ -2,6 +2,8 @@
 sharding, VBVR-Bench-Data folder names and the errors a user can hit."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +216,13 @@ def test_seed_policy_is_stable():
     assert sample_seed("maze", "00000", base=1) == (sample_seed("maze", "00000") + 1) % 2**31
     assert 0 <= sample_seed("G-45_key_door_matching_data-generator", "00004") < 2**31
     assert get_task("maze").split == "id"
+
+
+def test_importing_the_runner_loads_no_model_stack():
+    code = (
+        "import sys, cos_jax.bench, cos_jax.bench.cli\n"
+        "bad = [m for m in sys.modules if m.startswith(('jax', 'flax', 'cos_jax.wan', 'cos_jax.sampling',"
+        " 'cos_jax.pipelines'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
