@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cos_jax.bench import cli as bench_cli
 from cos_jax.convert import cli as convert_cli
 from cos_jax.sampling import cli as sampling_cli
 from cos_jax.tasks import cli as tasks_cli
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     sampling_cli.add_commands(sub)
     tasks_cli.add_commands(sub)
     convert_cli.add_commands(sub)
+    bench_cli.add_commands(sub)
     demo = sub.add_parser("demo", help="the shipped toy world on held-out puzzles: videos, x̂0 grids, scores")
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--per-task", type=int, default=2)

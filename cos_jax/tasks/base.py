@@ -150,8 +150,9 @@ class Sample:
         return self.video[-1]
 
 
-def prepare_frames(frames: np.ndarray, resolution: int, num_frames: int) -> np.ndarray:
-    """Bring a video to the task's resolution and frame count (box/nearest resize, even temporal resample)."""
+def prepare_frames(frames: np.ndarray, resolution: int | tuple[int, int], num_frames: int) -> np.ndarray:
+    """Bring a video to a resolution (side, or (height, width)) and frame count: box filter when shrinking,
+    nearest when enlarging, even temporal resample."""
     from PIL import Image
 
     v = np.asarray(frames)
@@ -159,9 +160,10 @@ def prepare_frames(frames: np.ndarray, resolution: int, num_frames: int) -> np.n
         raise ValueError(f"expected a video of shape (T, H, W, 3), got {v.shape}")
     if v.dtype != np.uint8:
         v = np.clip(np.round(v * 255.0 if v.max() <= 1.0 else v), 0, 255).astype(np.uint8)
-    if v.shape[1:3] != (resolution, resolution):
-        method = Image.BOX if v.shape[1] > resolution else Image.NEAREST
-        v = np.stack([np.asarray(Image.fromarray(f).resize((resolution, resolution), method)) for f in v])
+    height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
+    if v.shape[1:3] != (height, width):
+        method = Image.BOX if v.shape[1] * v.shape[2] > height * width else Image.NEAREST
+        v = np.stack([np.asarray(Image.fromarray(f).resize((width, height), method)) for f in v])
     if v.shape[0] != num_frames:
         v = v[np.round(np.linspace(0, v.shape[0] - 1, num_frames)).astype(int)]
     return v

@@ -1,6 +1,7 @@
 """VBVR-Bench folder layout and an evaluator over a folder of generated videos.
 
 Bench:  ``<root>/<split>/<task>/<sample>/{first_frame.png, final_frame.png, ground_truth.mp4, prompt.txt, meta.json}``
+        (split folders: ours ``In-Domain`` / ``Out-of-Domain``; VBVR-Bench-Data's ``In-Domain_50`` / ...)
 Videos: ``<videos>/<split>/<task>/<sample>.mp4`` (a ``.gif`` is read when there is no mp4).
 Aggregation follows VBVR-Bench's ``run_evaluation.py`` (sample means per task, split, category and overall),
 except that a missing or unreadable video counts as 0 instead of being skipped.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,12 @@ from tqdm.auto import tqdm
 
 from cos_jax.tasks import TASKS, get_task
 from cos_jax.tasks.base import CATEGORIES, Sample
-from cos_jax.tasks.video_io import atomic_write, read_png, read_video, write_gif, write_mp4, write_png
+from cos_jax.tasks.video_io import atomic_write, probe_video, read_png, read_video, write_gif, write_mp4, write_png
 
 SPLIT_DIRS = {"id": "In-Domain", "ood": "Out-of-Domain"}
 SPLIT_NAMES = {v: k for k, v in SPLIT_DIRS.items()}
+# a split folder: ours ("In-Domain") or VBVR-Bench-Data's ("In-Domain_50"); group 1 names the split
+_SPLIT_FOLDER = re.compile(r"^(In-Domain|Out-of-Domain)(?:_\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -84,12 +88,64 @@ def list_bench(root: str | os.PathLike) -> list[BenchEntry]:
     return entries
 
 
+def split_of(folder_name: str) -> str | None:
+    """'id' / 'ood' for a split folder name (``In-Domain``, ``Out-of-Domain_50``, ...), else None."""
+    m = _SPLIT_FOLDER.match(folder_name)
+    return SPLIT_NAMES[m.group(1)] if m else None
+
+
+def list_samples(root: str | os.PathLike) -> list[BenchEntry]:
+    """Every ``<split>/<task>/<sample>/first_frame.png`` under a bench root, ours or VBVR-Bench-Data's.
+
+    meta.json is optional (VBVR-Bench-Data has none); split folders are recognised by name (`split_of`).
+    Raises FileNotFoundError saying what the root should hold when it holds no sample.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"bench folder {root} does not exist")
+    splits = sorted(d for d in root.iterdir() if d.is_dir() and split_of(d.name))
+    entries = [
+        BenchEntry(split.name, f.parent.parent.name, f.parent.name, f.parent)
+        for split in splits
+        for f in sorted(split.glob("*/*/first_frame.png"))
+    ]
+    if not entries:
+        hint = ""
+        if split_of(root.name) or any(root.glob("*/first_frame.png")) or any(root.glob("*/*/first_frame.png")):
+            hint = "; it looks like a split or task folder: pass the folder above it"
+        raise FileNotFoundError(
+            f"no samples under {root}: expected In-Domain[_50]/ or Out-of-Domain[_50]/ folders holding "
+            f"<task>/<sample>/first_frame.png (as VBVR-Bench-Data or `cos-jax tasks generate` write them){hint}"
+        )
+    return entries
+
+
+def read_prompt(folder: str | os.PathLike) -> str:
+    path = Path(folder) / "prompt.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"sample {folder} has no prompt.txt")
+    return path.read_text().strip()
+
+
+def sample_shape(folder: str | os.PathLike) -> tuple[int, int, int]:
+    """(frames, height, width) of a sample's ground truth: from meta.json if it has them, else the mp4."""
+    folder = Path(folder)
+    meta_path = folder / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if "num_frames" in meta and "resolution" in meta:
+            return int(meta["num_frames"]), int(meta["resolution"]), int(meta["resolution"])
+    if not (folder / "ground_truth.mp4").is_file():
+        raise FileNotFoundError(f"sample {folder} has neither ground_truth.mp4 nor a meta.json with its size")
+    return probe_video(folder / "ground_truth.mp4")
+
+
 def read_sample(folder: str | os.PathLike) -> Sample:
     """Load a sample folder back (video from ground_truth.mp4)."""
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
     video = read_video(folder / "ground_truth.mp4")
-    return Sample(meta["task"], (folder / "prompt.txt").read_text().strip(), video, meta)
+    return Sample(meta["task"], read_prompt(folder), video, meta)
 
 
 def read_first_frame(folder: str | os.PathLike) -> np.ndarray:

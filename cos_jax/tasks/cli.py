@@ -50,19 +50,24 @@ def _generate(args) -> int:
     return 0
 
 
-def _score(args) -> int:
+def score_videos(videos: str, bench: str, json_path: str | None = None) -> int:
+    """Score ``<videos>/<split>/<task>/<sample>.mp4`` against a bench, print the table, write the JSON."""
     from cos_jax.tasks.bench import evaluate, format_report, write_report
 
     try:
-        report = evaluate(args.videos, args.bench)
+        report = evaluate(videos, bench)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_report(report))
-    out = Path(args.json) if args.json else Path(args.videos) / "cos_jax_results.json"
+    out = Path(json_path) if json_path else Path(videos) / "cos_jax_results.json"
     write_report(out, report)
     print(f"results: {out}")
     return 0
+
+
+def _score(args) -> int:
+    return score_videos(args.videos, args.bench, args.json)
 
 
 def calibration_rows(

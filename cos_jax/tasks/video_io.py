@@ -82,6 +82,31 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def probe_video(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(frames, height, width) of a video file from its container, without decoding the pictures.
+
+    Cheap enough to check hundreds of files (one ffmpeg stream copy each); raises ValueError naming the
+    file when it is missing, truncated or not a video.
+    """
+    import re
+    import subprocess
+
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no video at {path}")
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+           "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    size = re.search(r"Stream #.*?Video:.*?(\d{2,5})x(\d{2,5})", r.stderr)
+    frames = re.findall(r"frame=\s*(\d+)", r.stderr)
+    if r.returncode != 0 or size is None or not frames or int(frames[-1]) < 1:
+        tail = r.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise ValueError(f"cannot read video {path} (truncated or not a video): {tail[0]}")
+    return int(frames[-1]), int(size.group(2)), int(size.group(1))
+
+
 def read_video(path: str | os.PathLike) -> np.ndarray:
     """All frames of an mp4 or GIF as uint8 (T, H, W, 3); raises ValueError naming the file if unreadable."""
     path = Path(path)
