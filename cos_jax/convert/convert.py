@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cos_jax.convert import checkpoint
-from cos_jax.convert.dit_keys import Layout, plan_sources
+from cos_jax.convert.dit_keys import KeyMismatchError, Layout
 from cos_jax.convert.kinds import KIND_OF_EXTRA, KINDS, Kind, check_shapes, real_name
 from cos_jax.convert.layouts import DEFAULT_BOUNDARY, LOOKED_FOR, CheckpointSet, discover, resolve_component
 from cos_jax.convert.lora import Lora, LoraMismatchError, load_lora
@@ -134,26 +134,20 @@ def plan_conversion(
     if not dits and any((lora, lora_high, lora_low)):
         raise LoraMismatchError("LoRAs apply to the DiT, which --components leaves out")
     jobs = []
-    for name in dits:
-        comp = found.components[name]
-        source, lay, cfg = resolve_component(comp, layout, config)
-        job = _Job(name, KINDS["wan_dit"], comp.path, source, lay, cfg, plan_sources(source.keys(), cfg, lay),
-                   _np_dtype(dtype), [])  # fmt: skip
+    for name in [*dits, *(n for n in found.extras if n in selected)]:
+        is_dit = name in found.components
+        comp = found.components[name] if is_dit else found.extras[name]
+        kind = KINDS["wan_dit" if is_dit else KIND_OF_EXTRA[name]]
+        source, lay, cfg = resolve_component(comp, layout, config) if is_dit else kind.resolve(comp)
+        try:
+            plan = kind.plan(source.keys(), cfg, lay)
+        except KeyMismatchError as err:
+            raise KeyMismatchError(f"{comp.path}: {err.args[0]}") from None
+        job = _Job(name, kind, comp.path, source, lay, cfg, plan, _np_dtype(vae_dtype if name == "vae" else dtype), [])
+        check_shapes(kind, source, plan, cfg, lay, comp.path)
         if name in loras:
             job.loras.append(load_lora(loras[name], cfg, lora_scale))
         jobs.append(job)
-    for name, comp in found.extras.items():
-        if name in selected:
-            kind = KINDS[KIND_OF_EXTRA[name]]
-            source, lay, cfg = kind.resolve(comp)
-            plan = kind.plan(source.keys(), cfg, lay)
-            jobs.append(
-                _Job(
-                    name, kind, comp.path, source, lay, cfg, plan, _np_dtype(vae_dtype if name == "vae" else dtype), []
-                )
-            )
-    for job in jobs:
-        check_shapes(job.kind, job.source, job.plan, job.config, job.layout, job.origin)
     return jobs, found, selected
 
 

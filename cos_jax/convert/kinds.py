@@ -46,23 +46,27 @@ def _lists_to_tuples(cls):
     return lambda d: cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
+def _config(comp: Component, from_json, from_shapes):
+    """The config from the component's config.json, or else from its tensor shapes; errors name the path."""
+    try:
+        return from_json(comp.config_json) if comp.config_json is not None else from_shapes()
+    except (KeyError, ValueError) as err:
+        raise type(err)(f"{comp.path}: {err.args[0]}") from None
+
+
 def _resolve_vae(comp: Component):
     source = open_tensors(comp.path)
     layout = vae_keys.detect_layout(source.keys())
-    if comp.config_json is not None:
-        config = vae_keys.vae_config_from_json(comp.config_json)
-    else:
-        config = vae_keys.vae_config_from_shapes({k: i.shape for k, i in source.infos.items()}, layout)
+    shapes = {k: i.shape for k, i in source.infos.items()}
+    config = _config(comp, vae_keys.vae_config_from_json, lambda: vae_keys.vae_config_from_shapes(shapes, layout))
     return source, layout, config
 
 
 def _resolve_t5(comp: Component):
     source = open_tensors(comp.path)
     layout = t5_keys.detect_t5_layout(source.keys())
-    if comp.config_json is not None:
-        config = t5_keys.t5_config_from_json(comp.config_json)
-    else:
-        config = t5_keys.t5_config_from_shapes({k: i.shape for k, i in source.infos.items()}, layout)
+    shapes = {k: i.shape for k, i in source.infos.items()}
+    config = _config(comp, t5_keys.t5_config_from_json, lambda: t5_keys.t5_config_from_shapes(shapes, layout))
     return source, layout, config
 
 
@@ -181,7 +185,7 @@ def check_shapes(kind: Kind, source: TensorSource, plan: list, config, layout: s
     if bad:
         more = f" … and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise KeyMismatchError(
-            f"{origin}: {layout} layout: {len(bad)} tensors have the wrong shape for {config}: "
+            f"{origin}: {kind.what} {layout} layout: {len(bad)} tensors have the wrong shape for {config}: "
             + "; ".join(bad[:5])
             + more
         )

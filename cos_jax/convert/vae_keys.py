@@ -237,31 +237,18 @@ def vae_to_state_dict(model: WanVAE, layout: Layout) -> dict[str, np.ndarray]:
 
 
 def read_vae_file(path: str | Path) -> dict[str, np.ndarray]:
-    """Tensors of a VAE checkpoint file as numpy: diffusers `.safetensors` or the official `.pth`.
+    """Tensors of a VAE checkpoint as float32 numpy: a diffusers `vae/` folder or `.safetensors`, or the
+    official `.pth` (read by `cos_jax.convert.sources`: `torch.load(mmap=True, weights_only=True)`)."""
+    from cos_jax.convert.sources import open_tensors
 
-    A diffusers folder (`vae/` with `diffusion_pytorch_model.safetensors`) is accepted too. Reading a
-    `.pth` needs torch (`weights_only=True`: plain tensors, no pickled code).
-    """
-    path = Path(path)
-    if path.is_dir():
-        candidates = sorted(path.glob("*.safetensors"))
-        if len(candidates) != 1:
-            raise FileNotFoundError(f"{path} should hold exactly one .safetensors file, found {len(candidates)}")
-        path = candidates[0]
-    if not path.is_file():
+    if not Path(path).exists():
         raise FileNotFoundError(f"VAE checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        return load_file(path)
-    if path.suffix in (".pth", ".pt", ".bin"):
-        try:
-            import torch
-        except ImportError as err:  # pragma: no cover - exercised only without torch
-            raise ImportError(f"reading {path.name} needs torch; convert it to .safetensors elsewhere") from err
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
-    raise ValueError(f"unknown VAE checkpoint format {path.suffix!r} ({path}); expected .safetensors or .pth")
+    source = open_tensors(path)
+    out = {}
+    for name in source.infos:
+        x = source.read(name)
+        out[name] = x.astype(np.float32) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x
+    return out
 
 
 def load_vae(path: str | Path, cfg: VAEConfig, layout: Layout | None = None, param_dtype=jnp.float32) -> WanVAE:
