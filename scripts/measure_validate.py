@@ -53,7 +53,7 @@ def main() -> int:
         record = {
             "date": datetime.date.today().isoformat(),
             "host": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "command": "python scripts/measure_validate.py " + " ".join(sys.argv[1:]),
+            "command": "python scripts/measure_validate.py " + _command_args(sys.argv[1:]),
             "config": {"dim": args.dim, "ffn_dim": args.ffn, "num_heads": args.heads, "num_layers": args.layers},
             **r,
         }
@@ -67,6 +67,20 @@ def main() -> int:
             f.write("\n")
         os.replace(tmp, args.out)
     return 0
+
+
+def _command_args(argv: list[str]) -> str:
+    """The arguments as run, without --workdir (a machine path)."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--workdir="):
+            skip = False
+            continue
+        if a == "--workdir":
+            skip = True
+            continue
+        out.append(a)
+    return " ".join(out)
 
 
 if __name__ == "__main__":
