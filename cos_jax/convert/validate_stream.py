@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +55,7 @@ class _Weights:
         self.converted_dir = None
         if check.converted:
             entry = read_manifest(check.converted)["components"][check.name]
-            self.converted_dir = f"{check.converted}/{entry['path']}"
+            self.converted_dir = os.path.join(check.converted, entry["path"])
 
     def read(self, rules, layer: int | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(reference state, cos-jax flat params) of the outer part (`layer=None`) or of one block."""
