@@ -100,15 +100,11 @@ def _selected(components: str | Sequence[str] | None, found: CheckpointSet) -> s
         raise ValueError(f"unknown component {unknown[0]!r}; choose from {', '.join(SELECTABLE)}")
     chosen = {n for c in wanted for n in SELECTABLE[c]}
     for c in wanted:
-        if not chosen & present & set(SELECTABLE[c]):
-            looked = "a Wan DiT" if c == "dit" else " and ".join(LOOKED_FOR[n] for n in SELECTABLE[c])
-            raise FileNotFoundError(f"{found.root}: --components {c}: no {c} found; looked for {looked}")
-        if c == "text":
-            for n in SELECTABLE[c]:
-                if n not in present:
-                    raise FileNotFoundError(
-                        f"{found.root}: --components text: no {n} found; looked for {LOOKED_FOR[n]}"
-                    )
+        if c == "dit" and not present & set(SELECTABLE["dit"]):
+            raise FileNotFoundError(f"{found.root}: --components dit: no Wan DiT found")
+        for n in SELECTABLE[c] if c != "dit" else ():
+            if n not in present:
+                raise FileNotFoundError(f"{found.root}: --components {c}: no {n} found; looked for {LOOKED_FOR[n]}")
     return chosen & present
 
 
