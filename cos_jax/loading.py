@@ -12,7 +12,8 @@ def load(source: str | os.PathLike = TOY, component: str | None = None, **kwargs
 
     - `"toy"` (default): the toy world shipped in the package → `(ToyModel, ToySpec)`; the model holds
       `.dit` and `.text`, the spec its config, byte tokenizer (`spec.tokenizer`) and codec (`spec.codec`).
-    - a folder written by `cos-jax convert` → the `WanDiT` of `component` (e.g. "high_noise_model"),
+    - a folder written by `cos-jax convert` → `WanComponents` (the DiT expert(s), VAE, text encoder,
+      tokenizer folder, manifest), or with `component=` ("high_noise", "vae", ...) just that module,
       restored straight into the shardings of `mesh=` (see `cos_jax.convert.load_checkpoint`).
     """
     if os.fspath(source) == TOY and not os.path.exists(source):

@@ -24,6 +24,7 @@ LOGICAL_RULES: dict[str, tuple[str, ...]] = {
     "heads": ("tensor",),
     "mlp": ("tensor",),
     "text_embed": ("fsdp",),
+    "vocab": (),
     "freq": (),
     "modulation": (),
     "patch_in": (),

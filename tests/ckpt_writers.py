@@ -84,3 +84,57 @@ def write_diffsynth_lora(path: str, cfg: DiTConfig, rank: int = 4, seed: int = 0
                 tensors[f"blocks.{i}.{m}.alpha"] = np.asarray(alpha, np.float32)
     save_file(tensors, path)
     return tensors
+
+
+# --- the VAE, umT5 and tokenizer that model folders hold beside the DiT(s) ---
+
+
+def official_vae_state(vae, cfg) -> dict[str, np.ndarray]:
+    """A diffusers `AutoencoderKLWan`'s weights under the official `WanVAE_` names (wan22.md §6.5)."""
+    from cos_jax.convert.vae_keys import vae_rules
+
+    state = reference.state_dict_numpy(vae)
+    return {rule.official: state[rule.diffusers] for rule in vae_rules(cfg)}
+
+
+def official_t5_state(t5, num_layers: int) -> dict:
+    """A transformers `UMT5EncoderModel`'s weights under the official `models_t5_umt5-xxl-enc-bf16.pth` names."""
+    from cos_jax.convert.t5_keys import T5_RULES
+
+    state = t5.state_dict()
+    return {r.official.format(i=i): state[r.diffusers.format(i=i)] for r in T5_RULES for i in range(num_layers)}
+
+
+def write_tokenizer(folder: str) -> None:
+    """A tiny word-level `tokenizer.json` (pad 0, </s> 1 appended) plus the side files checkpoints ship."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    words = ["<pad>", "</s>", "<unk>", "a", "red", "ball", "bounces", "off", "the", "wall", "solve", "maze"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    os.makedirs(folder, exist_ok=True)
+    tok.save(os.path.join(folder, "tokenizer.json"))
+    with open(os.path.join(folder, "special_tokens_map.json"), "w") as f:
+        json.dump({"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}, f)
+    with open(os.path.join(folder, "spiece.model"), "wb") as f:
+        f.write(b"not a real sentencepiece model")
+
+
+def write_official_extras(root: str, vae, vae_cfg, t5, t5_layers: int) -> None:
+    """`Wan2.1_VAE.pth` (z 16) or `Wan2.2_VAE.pth` (z 48), `models_t5_umt5-xxl-enc-bf16.pth` (bf16, as
+    released) and `google/umt5-xxl/`, as in the official folders (wan22.md §3)."""
+    import torch
+
+    name = "Wan2.2_VAE.pth" if vae_cfg.z_dim == 48 else "Wan2.1_VAE.pth"
+    torch.save({k: torch.from_numpy(v) for k, v in official_vae_state(vae, vae_cfg).items()}, os.path.join(root, name))
+    t5_state = {k: v.to(torch.bfloat16) for k, v in official_t5_state(t5, t5_layers).items()}
+    torch.save(t5_state, os.path.join(root, "models_t5_umt5-xxl-enc-bf16.pth"))
+    write_tokenizer(os.path.join(root, "google", "umt5-xxl"))
+
+
+def write_diffusers_extras(root: str, vae, t5) -> None:
+    """`vae/`, `text_encoder/` and `tokenizer/` as diffusers pipelines hold them (`save_pretrained`)."""
+    vae.save_pretrained(os.path.join(root, "vae"))
+    t5.save_pretrained(os.path.join(root, "text_encoder"))
+    write_tokenizer(os.path.join(root, "tokenizer"))

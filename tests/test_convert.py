@@ -75,7 +75,7 @@ def test_official_sharded_folder(tmp_path):
     manifest = convert_checkpoint(tmp_path / "src", tmp_path / "out", dtype="fp32", progress=False)
     assert manifest["components"]["dit"]["layout"] == "official"
     assert manifest["components"]["dit"]["tensors"] == 69 and manifest["dtype"] == "float32"
-    _check(cos_jax.load(tmp_path / "out"), ref, I2V, batch=2)
+    _check(cos_jax.load(tmp_path / "out").dit, ref, I2V, batch=2)
     assert not [p for p in os.listdir(tmp_path) if ".incomplete-" in p]
 
 
@@ -96,8 +96,11 @@ def test_official_a14b_with_diffsynth_lora_pair(tmp_path):
     merge_lora_torch(low, lora_low, 0.7)
     _check(cos_jax.load(tmp_path / "out", "high_noise"), high, I2V)
     _check_weights(cos_jax.load(tmp_path / "out" / "low_noise"), low)
-    with pytest.raises(ValueError, match="pass component="):
-        cos_jax.load(tmp_path / "out")
+    everything = cos_jax.load(tmp_path / "out")  # a WanComponents
+    assert set(everything.experts) == {"high_noise", "low_noise"} and everything.boundary_ratio == 0.9
+    assert everything.dit is None and everything.vae is None and everything.tokenizer is None
+    with pytest.raises(KeyError, match="no component 'vae'"):
+        cos_jax.load(tmp_path / "out", "vae")
 
 
 def test_diffusers_pipeline_folder(tmp_path):
@@ -124,7 +127,7 @@ def test_prefixed_single_file_bf16(tmp_path):
         json.dump({"num_heads": T2V.config.num_heads, "model_type": "t2v"}, f)
     convert_checkpoint(tmp_path / "wan.safetensors", tmp_path / "out32", dtype="fp32", progress=False)
     convert_checkpoint(tmp_path / "wan.safetensors", tmp_path / "out16", progress=False)
-    m32, m16 = cos_jax.load(tmp_path / "out32"), cos_jax.load(tmp_path / "out16")
+    m32, m16 = cos_jax.load(tmp_path / "out32", "dit"), cos_jax.load(tmp_path / "out16", "dit")
     assert m16.blocks.ffn_up.kernel.dtype == jax.numpy.bfloat16
     want = state["blocks.1.ffn.0.weight"].astype(np.float32).T
     np.testing.assert_array_equal(np.asarray(m32.blocks.ffn_up.kernel[1]), want)
@@ -142,7 +145,7 @@ def test_pth_source(tmp_path):
     with open(tmp_path / "config.json", "w") as f:
         json.dump({"_class_name": "WanModel", "num_heads": 2, "model_type": "t2v"}, f)
     convert_checkpoint(tmp_path / "dit.pth", tmp_path / "out", dtype="fp32", progress=False)
-    _check_weights(cos_jax.load(tmp_path / "out"), ref)
+    _check_weights(cos_jax.load(tmp_path / "out").dit, ref)
 
 
 def test_restore_into_mesh_shardings(tmp_path):
@@ -151,7 +154,7 @@ def test_restore_into_mesh_shardings(tmp_path):
     cw.write_official_sharded(str(tmp_path / "src"), ref, I2V.config)
     convert_checkpoint(tmp_path / "src", tmp_path / "out", dtype="fp32", progress=False)
     mesh = make_mesh("fsdp=4,tensor=2")
-    model = cos_jax.load(tmp_path / "out", mesh=mesh)
+    model = cos_jax.load(tmp_path / "out", "dit", mesh=mesh)
     want = param_shardings(model, mesh)
     for got, spec in ((model.blocks.ffn_up.kernel, want["blocks"]["ffn_up"]["kernel"]),
                       (model.blocks.self_attn.q.kernel, want["blocks"]["self_attn"]["q"]["kernel"])):  # fmt: skip
@@ -186,4 +189,4 @@ def test_lora_key_variants(tmp_path, rename_key):
     convert_checkpoint(tmp_path / "src", tmp_path / "out", dtype="fp32", lora=tmp_path / "lora.safetensors",
                        progress=False)  # fmt: skip
     merge_lora_torch(ref, lora)
-    _check(cos_jax.load(tmp_path / "out"), ref, T2V)
+    _check(cos_jax.load(tmp_path / "out").dit, ref, T2V)

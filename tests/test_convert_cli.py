@@ -44,6 +44,9 @@ def test_convert_then_validate(a14b, capsys):
     out = capsys.readouterr().out
     assert "high_noise" in out and "low_noise" in out and "block   1" in out and "all passed" in out
     assert _run(["validate", str(a14b / "src"), "--converted", str(a14b / "out"), *loras, "--layers", "1"]) == 0
+    # block by block, both experts, LoRAs merged on the reference side per block
+    assert _run(["validate", str(a14b / "src"), "--converted", str(a14b / "out"), *loras, "--stream"]) == 0
+    assert "block by block" in capsys.readouterr().out
     # forgetting the LoRA is an error, not a silent mismatch
     with pytest.raises(ValueError, match=r"has the LoRA high\.safetensors merged"):
         _run(["validate", str(a14b / "src"), "--converted", str(a14b / "out")])

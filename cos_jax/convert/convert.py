@@ -1,5 +1,6 @@
-"""Streaming conversion of PyTorch DiT checkpoints (official, diffusers, single file) to cos-jax Orbax
-checkpoints, optionally merging LoRAs.
+"""Streaming conversion of PyTorch Wan2.2 checkpoints (official, diffusers, single file) to cos-jax Orbax
+checkpoints: the DiT(s), optionally merging LoRAs, and, from model folders, the VAE, the umT5 text encoder
+and the tokenizer files.
 
 Everything is checked from the file headers before any data is read: every source tensor used exactly
 once, every parameter filled, every shape right, every LoRA pair fitting. Then tensors are read one at a
@@ -17,23 +18,15 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from cos_jax.convert import checkpoint
-from cos_jax.convert.dit_config import config_to_dict, match_preset
-from cos_jax.convert.dit_keys import (
-    SINGLE_FILE_PREFIX,
-    KeyMismatchError,
-    Layout,
-    forward_transform,
-    is_stacked,
-    plan_sources,
-    source_shape,
-    target_shapes,
-)
-from cos_jax.convert.layouts import DEFAULT_BOUNDARY, CheckpointSet, discover, resolve_component
+from cos_jax.convert.dit_keys import KeyMismatchError, Layout
+from cos_jax.convert.kinds import KIND_OF_EXTRA, KINDS, Kind, check_shapes, real_name
+from cos_jax.convert.layouts import DEFAULT_BOUNDARY, LOOKED_FOR, CheckpointSet, discover, resolve_component
 from cos_jax.convert.lora import Lora, LoraMismatchError, load_lora
 from cos_jax.convert.sources import TensorSource
 from cos_jax.wan.config import DiTConfig
@@ -41,16 +34,23 @@ from cos_jax.wan.config import DiTConfig
 
 @dataclasses.dataclass
 class _Job:
-    name: str
+    name: str  # the component: dit, high_noise, low_noise, vae, text_encoder
+    kind: Kind
+    origin: str  # the component's source path
     source: TensorSource
-    layout: Layout
-    config: DiTConfig
+    layout: str
+    config: object
     plan: list
+    dtype: np.dtype
     loras: list[Lora]
 
     @property
     def bytes(self) -> int:
         return self.source.total_bytes
+
+
+# `--components` choices -> the components they select
+SELECTABLE = {"dit": ("dit", "high_noise", "low_noise"), "vae": ("vae",), "text": ("text_encoder", "tokenizer")}
 
 
 class _Progress:
@@ -73,28 +73,6 @@ class _Progress:
         self.bar.close()
 
 
-def _real_name(source: TensorSource, name: str) -> str:
-    return name if name in source.infos else SINGLE_FILE_PREFIX + name
-
-
-def _check_shapes(job: _Job, origin: str) -> None:
-    shapes = target_shapes(job.config)
-    bad = []
-    for rule, names in job.plan:
-        want = source_shape(rule, shapes[rule.target])
-        for n in names:
-            got = job.source.infos[_real_name(job.source, n)].shape
-            if got != want:
-                bad.append(f"{n}: checkpoint {got} vs model {want}")
-    if bad:
-        more = f" … and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise KeyMismatchError(
-            f"{origin}: {job.layout} layout: {len(bad)} tensors have the wrong shape for {job.config}: "
-            + "; ".join(bad[:5])
-            + more
-        )
-
-
 def _assign_loras(names: list[str], lora: str | None, lora_high: str | None, lora_low: str | None) -> dict:
     wanted = {}
     if lora is not None:
@@ -111,36 +89,77 @@ def _assign_loras(names: list[str], lora: str | None, lora_high: str | None, lor
     return wanted
 
 
+def _selected(components: str | Sequence[str] | None, found: CheckpointSet) -> set[str]:
+    """The component names to convert: all found by default; asking for one that is missing is an error."""
+    present = {*found.components, *found.extras, *(["tokenizer"] if found.tokenizer else [])}
+    if components is None:
+        return present
+    wanted = [c.strip() for c in components.split(",")] if isinstance(components, str) else list(components)
+    unknown = [c for c in wanted if c not in SELECTABLE]
+    if unknown:
+        raise ValueError(f"unknown component {unknown[0]!r}; choose from {', '.join(SELECTABLE)}")
+    chosen = {n for c in wanted for n in SELECTABLE[c]}
+    for c in wanted:
+        if c == "dit" and not present & set(SELECTABLE["dit"]):
+            raise FileNotFoundError(f"{found.root}: --components dit: no Wan DiT found")
+        for n in SELECTABLE[c] if c != "dit" else ():
+            if n not in present:
+                raise FileNotFoundError(f"{found.root}: --components {c}: no {n} found; looked for {LOOKED_FOR[n]}")
+    return chosen & present
+
+
 def plan_conversion(
-    src: str, *, lora=None, lora_high=None, lora_low=None, lora_scale=1.0, layout=None, config=None
-) -> tuple[list[_Job], CheckpointSet]:
-    """Open and check everything (headers only). Raises before anything is written."""
+    src: str,
+    *,
+    lora=None,
+    lora_high=None,
+    lora_low=None,
+    lora_scale=1.0,
+    layout=None,
+    config=None,
+    components=None,
+    dtype: str = "bf16",
+    vae_dtype: str = "fp32",
+) -> tuple[list[_Job], CheckpointSet, set[str]]:
+    """Open and check everything (headers only): (jobs, what was found, the selected component names).
+    Raises before anything is written."""
     found = discover(src)
-    loras = _assign_loras(list(found.components), lora, lora_high, lora_low)
+    selected = _selected(components, found)
+    dits = [n for n in found.components if n in selected]
+    loras = _assign_loras(dits, lora, lora_high, lora_low) if dits else {}
+    if not dits and any((lora, lora_high, lora_low)):
+        raise LoraMismatchError("LoRAs apply to the DiT, which --components leaves out")
     jobs = []
-    for name, comp in found.components.items():
-        source, lay, cfg = resolve_component(comp, layout, config)
-        plan = plan_sources(source.keys(), cfg, lay)
-        job = _Job(name, source, lay, cfg, plan, [])
-        _check_shapes(job, comp.path)
+    for name in [*dits, *(n for n in found.extras if n in selected)]:
+        is_dit = name in found.components
+        comp = found.components[name] if is_dit else found.extras[name]
+        kind = KINDS["wan_dit" if is_dit else KIND_OF_EXTRA[name]]
+        source, lay, cfg = resolve_component(comp, layout, config) if is_dit else kind.resolve(comp)
+        try:
+            plan = kind.plan(source.keys(), cfg, lay)
+        except KeyMismatchError as err:
+            raise KeyMismatchError(f"{comp.path}: {err.args[0]}") from None
+        job = _Job(name, kind, comp.path, source, lay, cfg, plan, _np_dtype(vae_dtype if name == "vae" else dtype), [])
+        check_shapes(kind, source, plan, cfg, lay, comp.path)
         if name in loras:
             job.loras.append(load_lora(loras[name], cfg, lora_scale))
         jobs.append(job)
-    return jobs, found
+    return jobs, found, selected
 
 
-def _converted_tensors(job: _Job, dtype: np.dtype, bar):
+def _converted_tensors(job: _Job, bar):
     """Yield (storage path, array) for every source tensor in plan order: read, LoRA-merged, transformed, cast."""
     for rule, names in job.plan:
+        stacked = job.kind.stacked(rule)
         for i, name in enumerate(names):
-            real = _real_name(job.source, name)
+            real = real_name(job.source, name)
             x = job.source.read(real)
-            layer = i if is_stacked(rule) else None
+            layer = i if stacked else None
             for lora in job.loras:
                 delta = lora.delta(rule.target, layer)
                 if delta is not None:
                     x = x.astype(np.float32) + delta
-            value = np.ascontiguousarray(forward_transform(rule, x), dtype=dtype)
+            value = np.ascontiguousarray(job.kind.forward(rule, x), dtype=job.dtype)
             del x
             bar.advance(job.source.infos[real].nbytes)
             yield checkpoint.storage_path(rule.target, layer), value
@@ -151,26 +170,26 @@ def _converted_tensors(job: _Job, dtype: np.dtype, bar):
 MAX_BATCHES = 128
 
 
-def _write_component(job: _Job, comp_dir: str, dtype: np.dtype, bar, batch_bytes: int) -> None:
+def _write_component(job: _Job, comp_dir: str, bar, batch_bytes: int) -> None:
     """Append the tensors to the Orbax checkpoint in batches of about `batch_bytes` (raised so that there are
     at most ~`MAX_BATCHES` batches), then commit it."""
-    output_bytes = dtype.itemsize * sum(math.prod(info.shape) for info in job.source.infos.values())
+    output_bytes = job.dtype.itemsize * sum(math.prod(info.shape) for info in job.source.infos.values())
     batch_bytes = max(batch_bytes, output_bytes // MAX_BATCHES)
     pending: dict = {}
     size = 0
-    for path, value in _converted_tensors(job, dtype, bar):
+    for path, value in _converted_tensors(job, bar):
         _set_path(pending, path, value)
         size += value.nbytes
         del value
         if size >= batch_bytes:
             checkpoint.save_params_partial(comp_dir, pending)
             pending, size = {}, 0
-            _release_freed_memory()
+            release_freed_memory()
     if pending:
         checkpoint.save_params_partial(comp_dir, pending)
     del pending
     checkpoint.finalize(comp_dir)
-    _release_freed_memory()
+    release_freed_memory()
 
 
 def _set_path(tree: dict, path: tuple[str, ...], value) -> None:
@@ -179,7 +198,7 @@ def _set_path(tree: dict, path: tuple[str, ...], value) -> None:
     tree[path[-1]] = value
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
     """Hand freed heap pages back to the OS (glibc keeps them otherwise, inflating RSS between batches)."""
     try:
         import ctypes
@@ -187,6 +206,19 @@ def _release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def _copy_tokenizer(folder: str, dest: str) -> list[str]:
+    """Copy the tokenizer's files (not sub-folders) into `dest`; returns their names."""
+    from cos_jax.wan.text import TOKENIZER_FILE
+
+    files = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+    if TOKENIZER_FILE not in files:
+        raise FileNotFoundError(f"{folder}: no {TOKENIZER_FILE} (found {files}); cos-jax reads the fast tokenizer file")
+    os.makedirs(dest)
+    for f in files:
+        shutil.copy2(os.path.join(folder, f), os.path.join(dest, f))
+    return files
 
 
 def convert_checkpoint(
@@ -198,6 +230,8 @@ def convert_checkpoint(
     lora_low: str | None = None,
     lora_scale: float = 1.0,
     dtype: str = "bf16",
+    vae_dtype: str = "fp32",
+    components: str | Sequence[str] | None = None,
     layout: Layout | None = None,
     config: DiTConfig | None = None,
     overwrite: bool = False,
@@ -206,17 +240,21 @@ def convert_checkpoint(
 ) -> dict:
     """Convert `src` (any supported layout) to a cos-jax checkpoint folder `out`; returns the manifest.
 
-    Converted tensors are appended to the Orbax checkpoint in batches of about `batch_bytes` (at least
-    1/`MAX_BATCHES` of the component), so peak memory is a small multiple of max(batch, largest tensor)."""
+    `components` picks from "dit", "vae", "text" (umT5 + tokenizer); default: all found. `dtype` is the
+    stored dtype of the DiT(s) and the text encoder, `vae_dtype` the VAE's (fp32, as the official code runs
+    it). `layout` / `config` override the DiT's. Converted tensors are appended to each Orbax checkpoint in
+    batches of about `batch_bytes` (at least 1/`MAX_BATCHES` of the component), so peak memory is a small
+    multiple of max(batch, largest tensor)."""
     src, out = os.fspath(src), os.path.abspath(os.fspath(out))
-    if dtype not in checkpoint.DTYPES:
-        raise ValueError(f"dtype {dtype!r}; choose bf16 or fp32")
-    np_dtype = np.dtype(checkpoint.DTYPES[dtype]) if dtype in ("fp32", "float32") else _bf16()
+    for d in (dtype, vae_dtype):
+        if d not in checkpoint.DTYPES:
+            raise ValueError(f"dtype {d!r}; choose bf16 or fp32")
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f"{out} exists; remove it or pass overwrite=True (--overwrite)")
-    jobs, found = plan_conversion(
-        src, lora=lora, lora_high=lora_high, lora_low=lora_low, lora_scale=lora_scale, layout=layout, config=config
-    )
+    jobs, found, selected = plan_conversion(
+        src, lora=lora, lora_high=lora_high, lora_low=lora_low, lora_scale=lora_scale, layout=layout, config=config,
+        components=components, dtype=dtype, vae_dtype=vae_dtype,
+    )  # fmt: skip
     _remove_stale_partials(out)
     tmp = f"{out}.incomplete-{os.getpid()}"
     os.makedirs(tmp)
@@ -225,9 +263,12 @@ def convert_checkpoint(
     try:
         with _Progress(total, sum(len(j.source.infos) for j in jobs), progress) as bar:
             for job in jobs:
-                _write_component(job, os.path.join(tmp, job.name), np_dtype, bar, batch_bytes)
+                _write_component(job, os.path.join(tmp, job.name), bar, batch_bytes)
+        tokenizer = None
+        if "tokenizer" in selected:
+            tokenizer = (found.tokenizer, _copy_tokenizer(found.tokenizer, os.path.join(tmp, "tokenizer")))
         seconds = time.perf_counter() - start
-        manifest = _manifest(src, found, jobs, checkpoint.DTYPES[dtype], total, seconds)
+        manifest = _manifest(src, found, jobs, tokenizer, checkpoint.DTYPES[dtype], total, seconds)
         with open(os.path.join(tmp, checkpoint.MANIFEST), "w") as f:
             json_dump(manifest, f)
         if os.path.exists(out):
@@ -264,7 +305,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _bf16() -> np.dtype:
+def _np_dtype(name: str) -> np.dtype:
+    if checkpoint.DTYPES.get(name) == "float32":
+        return np.dtype(np.float32)
     import ml_dtypes
 
     return np.dtype(ml_dtypes.bfloat16)
@@ -277,14 +320,36 @@ def json_dump(obj, f) -> None:
     f.write("\n")
 
 
-def _manifest(src: str, found, jobs: list[_Job], dtype: str, total: int, seconds: float) -> dict:
+def _manifest(src: str, found, jobs: list[_Job], tokenizer, dtype: str, total: int, seconds: float) -> dict:
+    dits = [j for j in jobs if j.kind.name == "wan_dit"]
     boundary = found.boundary_ratio
     boundary_origin = "model_index.json" if boundary is not None else None
-    if boundary is None and len(jobs) == 2:
-        boundary = DEFAULT_BOUNDARY.get(jobs[0].config.model_type)
+    if boundary is None and len(dits) == 2:
+        boundary = DEFAULT_BOUNDARY.get(dits[0].config.model_type)
         boundary_origin = "official default for the model type" if boundary is not None else None
     from cos_jax import __version__
 
+    relative = lambda f: os.path.relpath(f, src) if os.path.isdir(src) else os.path.basename(f)
+    components = {}
+    for j in jobs:
+        components[j.name] = {
+            "kind": j.kind.name,
+            "path": j.name,
+            "layout": j.layout,
+            "config": j.kind.config_to_dict(j.config),
+            "preset": j.kind.preset(j.config),
+            "dtype": str(j.dtype) if j.dtype != np.float32 else "float32",
+            "source_files": [relative(f) for f in j.source.files],
+            "tensors": len(j.source.infos),
+            **({"loras": [lora.summary() for lora in j.loras]} if j.kind.name == "wan_dit" else {}),
+        }
+    if tokenizer is not None:
+        folder, files = tokenizer
+        components["tokenizer"] = {
+            "kind": "tokenizer",
+            "path": "tokenizer",
+            "source_files": [relative(os.path.join(folder, f)) for f in files],
+        }
     return {
         "format": checkpoint.FORMAT,
         "version": checkpoint.FORMAT_VERSION,
@@ -297,19 +362,5 @@ def _manifest(src: str, found, jobs: list[_Job], dtype: str, total: int, seconds
         "boundary_ratio_from": boundary_origin,
         "bytes_read": total,
         "seconds": round(seconds, 3),
-        "components": {
-            j.name: {
-                "kind": "wan_dit",
-                "path": j.name,
-                "layout": j.layout,
-                "config": config_to_dict(j.config),
-                "preset": match_preset(j.config),
-                "source_files": [
-                    os.path.relpath(f, src) if os.path.isdir(src) else os.path.basename(f) for f in j.source.files
-                ],
-                "tensors": len(j.source.infos),
-                "loras": [lora.summary() for lora in j.loras],
-            }
-            for j in jobs
-        },
+        "components": components,
     }

@@ -188,6 +188,11 @@ def forward_transform(rule: KeyRule, x: np.ndarray) -> np.ndarray:
     return _forward(rule, x)
 
 
+def backward_transform(rule: KeyRule, x: np.ndarray) -> np.ndarray:
+    """One cos-jax parameter (per layer) in the PyTorch orientation."""
+    return _backward(rule, x)
+
+
 def to_cos_params(state_dict: Mapping[str, np.ndarray], cfg: DiTConfig, layout: Layout | None = None) -> dict:
     """A nested dict of numpy arrays in cos-jax layout from a PyTorch-named state dict (numpy values).
 

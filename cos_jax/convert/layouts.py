@@ -6,6 +6,10 @@ Recognised (wan22.md §3):
 - diffusers pipelines: `model_index.json` (with `boundary_ratio`), `transformer/` (= high-noise expert)
   and `transformer_2/` (= low-noise expert), each with its `config.json`;
 - single files, including repacks whose keys carry the `model.diffusion_model.` prefix, and `.pth` files.
+
+Beside the DiT(s), folders may hold the VAE, the umT5 text encoder and its tokenizer (`extras`):
+official `Wan2.1_VAE.pth` / `Wan2.2_VAE.pth`, `models_t5_umt5-xxl-enc-bf16.pth`, `google/umt5-xxl/`;
+diffusers `vae/`, `text_encoder/`, `tokenizer/`.
 """
 
 from __future__ import annotations
@@ -36,8 +40,43 @@ class Component:
 class CheckpointSet:
     root: str
     kind: str  # "diffusers_pipeline", "official_a14b", "folder" (one model) or "file"
-    components: dict[str, Component]
+    components: dict[str, Component]  # the DiT(s)
     boundary_ratio: float | None = None
+    extras: dict[str, Component] = dataclasses.field(default_factory=dict)  # "vae", "text_encoder"
+    tokenizer: str | None = None  # a folder holding tokenizer.json
+
+
+# What an official folder holds beside the DiT(s) (wan22.md §3), and what the errors say was looked for.
+OFFICIAL_VAES = ("Wan2.1_VAE.pth", "Wan2.2_VAE.pth")
+OFFICIAL_T5 = "models_t5_umt5-xxl-enc-bf16.pth"
+OFFICIAL_TOKENIZER = os.path.join("google", "umt5-xxl")
+LOOKED_FOR = {
+    "vae": f"{' / '.join(OFFICIAL_VAES)} (official) or vae/ (diffusers)",
+    "text_encoder": f"{OFFICIAL_T5} (official) or text_encoder/ (diffusers)",
+    "tokenizer": f"{OFFICIAL_TOKENIZER}/ (official) or tokenizer/ (diffusers), holding tokenizer.json",
+}
+
+
+def _official_extras(path: str) -> tuple[dict[str, Component], str | None]:
+    extras = {}
+    vaes = [f for f in OFFICIAL_VAES if os.path.isfile(os.path.join(path, f))]
+    if len(vaes) > 1:
+        raise FileExistsError(f"{path}: both {vaes[0]} and {vaes[1]}; keep the one this model uses")
+    if vaes:
+        extras["vae"] = Component("vae", os.path.join(path, vaes[0]))
+    if os.path.isfile(os.path.join(path, OFFICIAL_T5)):
+        extras["text_encoder"] = Component("text_encoder", os.path.join(path, OFFICIAL_T5))
+    tokenizer = os.path.join(path, OFFICIAL_TOKENIZER)
+    return extras, tokenizer if os.path.isdir(tokenizer) else None
+
+
+def _diffusers_extras(path: str) -> tuple[dict[str, Component], str | None]:
+    extras = {}
+    for name, sub in (("vae", "vae"), ("text_encoder", "text_encoder")):
+        if os.path.isdir(os.path.join(path, sub)):
+            extras[name] = _folder_component(name, os.path.join(path, sub))
+    tokenizer = os.path.join(path, "tokenizer")
+    return extras, tokenizer if os.path.isdir(tokenizer) else None
 
 
 def _read_json(path: str) -> dict | None:
@@ -71,7 +110,7 @@ def discover(path: str | os.PathLike) -> CheckpointSet:
                 "low_noise": _folder_component("low_noise", os.path.join(path, "transformer_2")),
             }
         boundary = (index or {}).get("boundary_ratio")
-        return CheckpointSet(path, "diffusers_pipeline", comps, boundary)
+        return CheckpointSet(path, "diffusers_pipeline", comps, boundary, *_diffusers_extras(path))
     if has("high_noise_model") or has("low_noise_model"):
         missing = [s for s in ("high_noise_model", "low_noise_model") if not has(s)]
         if missing:
@@ -80,8 +119,8 @@ def discover(path: str | os.PathLike) -> CheckpointSet:
             "high_noise": _folder_component("high_noise", os.path.join(path, "high_noise_model")),
             "low_noise": _folder_component("low_noise", os.path.join(path, "low_noise_model")),
         }
-        return CheckpointSet(path, "official_a14b", comps)
-    return CheckpointSet(path, "folder", {"dit": _folder_component("dit", path)})
+        return CheckpointSet(path, "official_a14b", comps, None, *_official_extras(path))
+    return CheckpointSet(path, "folder", {"dit": _folder_component("dit", path)}, None, *_official_extras(path))
 
 
 def _wrong_kind_hint(names) -> str | None:
@@ -105,7 +144,10 @@ def resolve_component(
         except KeyMismatchError:
             hint = _wrong_kind_hint(names)
             if hint:
-                raise WrongModelKindError(f"{comp.path}: {hint}, not a Wan DiT; only DiTs convert for now") from None
+                raise WrongModelKindError(
+                    f"{comp.path}: {hint}, not a Wan DiT; VAEs and text encoders convert as parts of an official or "
+                    "diffusers model folder: point SRC at that folder"
+                ) from None
             raise
     if config is None:
         known = known_from_json(comp.config_json) if comp.config_json else {}

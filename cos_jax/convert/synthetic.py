@@ -107,3 +107,59 @@ def measure_conversion(cfg, dtype="bf16", shard_bytes=256 << 20, workdir=None, b
         "seconds": child["seconds"],
         "mb_per_s": child["bytes_read"] / 1e6 / child["seconds"],
     }
+
+
+_VALIDATE_CHILD = r"""
+import json, os, sys, time
+from cos_jax.convert.synthetic import write_random_official
+from cos_jax.convert.validate import validate
+from cos_jax.wan.config import DiTConfig
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+src, converted, mode, tmp, latent = sys.argv[1:6]
+converted = converted if mode.endswith("-converted") else None
+mode = mode.removesuffix("-converted")
+latent = tuple(int(v) for v in latent.split(","))
+warm = os.path.join(tmp, "warm_src")
+if not os.path.exists(warm):
+    write_random_official(warm, DiTConfig("t2v", 64, 128, 1, 2, 16, 16, text_dim=64))
+validate(warm, stream=mode == "stream", latent=latent)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS:")
+t = time.perf_counter()
+(r,) = validate(src, converted, stream=mode == "stream", per_block=True, latent=latent)
+seconds = time.perf_counter() - t
+blocks = {k: v for k, v in (r.isolated or {}).items() if k.startswith("block")}
+print(json.dumps({"baseline_rss": base, "peak_rss": status("VmHWM:"), "seconds": seconds, "output": r.relative,
+                  "worst_block": max(blocks.values()) if blocks else max(r.per_block), "layers": r.layers}))
+"""
+
+
+def measure_validation(cfg: DiTConfig, modes=("stream", "whole"), latent=(2, 4, 4), workdir=None) -> dict:
+    """Write a random official checkpoint of `cfg` (fp32) and validate it in a fresh child process per mode
+    ('stream': block by block; 'whole': the whole model on both sides; with '-converted': against the
+    checkpoint converted to bf16), each reporting its peak RSS above its RSS just before validating (after
+    imports and a tiny warm-up run)."""
+    from cos_jax.convert.convert import convert_checkpoint
+
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        src, out = os.path.join(tmp, "src"), os.path.join(tmp, "out")
+        stats = write_random_official(src, cfg, 256 << 20)
+        if any(m.endswith("-converted") for m in modes):
+            convert_checkpoint(src, out, progress=False)
+        runs = {}
+        for mode in modes:
+            argv = [src, out, mode, tmp, ",".join(map(str, latent))]
+            proc = subprocess.run([sys.executable, "-c", _VALIDATE_CHILD, *argv], capture_output=True, text=True,
+                                  check=False)  # fmt: skip
+            if proc.returncode:
+                raise RuntimeError(f"{mode}: {proc.stderr[-3000:]}")
+            child = json.loads(proc.stdout.strip().splitlines()[-1])
+            runs[mode] = {**child, "peak_rss_above_baseline": child["peak_rss"] - child["baseline_rss"]}
+    block_bytes = 4 * sum(math.prod(s) for t, s in target_shapes(cfg).items() if t.startswith("blocks."))
+    return {**stats, "block_bytes_fp32": block_bytes, "latent": list(latent), "runs": runs}

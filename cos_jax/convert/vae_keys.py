@@ -180,13 +180,31 @@ def expected_keys(cfg: VAEConfig, layout: Layout) -> list[str]:
     return [rule.source(layout) for rule in vae_rules(cfg)]
 
 
+def plan_vae_sources(names, cfg: VAEConfig, layout: Layout) -> list[tuple[VAEKeyRule, list[str]]]:
+    """Each rule with its one source name, requiring every name to be used exactly once (`match_sources`)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    hint = (
+        f"; is the config (base_dim={cfg.base_dim}, z_dim={cfg.z_dim}, is_residual={cfg.is_residual}, "
+        f"dim_mult={cfg.dim_mult}, num_res_blocks={cfg.num_res_blocks}) the checkpoint's?"
+    )
+    return match_sources(names, vae_rules(cfg), 0, layout, what="VAE ", hint=hint)
+
+
+def forward_transform(rule: VAEKeyRule, x: np.ndarray) -> np.ndarray:
+    """One source tensor in the cos-jax orientation."""
+    return _forward(rule.transform, x)
+
+
+def backward_transform(rule: VAEKeyRule, x: np.ndarray) -> np.ndarray:
+    """One cos-jax parameter in the PyTorch orientation."""
+    return _backward(rule.transform, x)
+
+
 def to_cos_params(state_dict: Mapping[str, np.ndarray], cfg: VAEConfig, layout: Layout | None = None) -> dict:
     """A flat {dotted cos-jax path: array} dict from a PyTorch-named VAE state dict (strict: every tensor once)."""
     layout = layout or detect_layout(state_dict)
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
-    hint = f"; is the config (is_residual={cfg.is_residual}, z_dim={cfg.z_dim}) the checkpoint's?"
-    plan = match_sources(state_dict, vae_rules(cfg), 0, layout, what="VAE ", hint=hint)
+    plan = plan_vae_sources(state_dict, cfg, layout)
     return {rule.target: _forward(rule.transform, np.asarray(state_dict[name])) for rule, (name,) in plan}
 
 
@@ -219,33 +237,86 @@ def vae_to_state_dict(model: WanVAE, layout: Layout) -> dict[str, np.ndarray]:
 
 
 def read_vae_file(path: str | Path) -> dict[str, np.ndarray]:
-    """Tensors of a VAE checkpoint file as numpy: diffusers `.safetensors` or the official `.pth`.
+    """Tensors of a VAE checkpoint as float32 numpy: a diffusers `vae/` folder or `.safetensors`, or the
+    official `.pth` (read by `cos_jax.convert.sources`: `torch.load(mmap=True, weights_only=True)`)."""
+    from cos_jax.convert.sources import open_tensors
 
-    A diffusers folder (`vae/` with `diffusion_pytorch_model.safetensors`) is accepted too. Reading a
-    `.pth` needs torch (`weights_only=True`: plain tensors, no pickled code).
-    """
-    path = Path(path)
-    if path.is_dir():
-        candidates = sorted(path.glob("*.safetensors"))
-        if len(candidates) != 1:
-            raise FileNotFoundError(f"{path} should hold exactly one .safetensors file, found {len(candidates)}")
-        path = candidates[0]
-    if not path.is_file():
+    if not Path(path).exists():
         raise FileNotFoundError(f"VAE checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        return load_file(path)
-    if path.suffix in (".pth", ".pt", ".bin"):
-        try:
-            import torch
-        except ImportError as err:  # pragma: no cover - exercised only without torch
-            raise ImportError(f"reading {path.name} needs torch; convert it to .safetensors elsewhere") from err
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
-    raise ValueError(f"unknown VAE checkpoint format {path.suffix!r} ({path}); expected .safetensors or .pth")
+    source = open_tensors(path)
+    out = {}
+    for name in source.infos:
+        x = source.read(name)
+        out[name] = x.astype(np.float32) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x
+    return out
 
 
 def load_vae(path: str | Path, cfg: VAEConfig, layout: Layout | None = None, param_dtype=jnp.float32) -> WanVAE:
     """A `WanVAE` from a checkpoint file or diffusers `vae/` folder (layout auto-detected, strict)."""
     return vae_from_state_dict(read_vae_file(path), cfg, layout, param_dtype)
+
+
+DIFFUSERS_CLASS = "AutoencoderKLWan"
+
+
+def vae_config_from_json(config: Mapping) -> VAEConfig:
+    """The config of a diffusers `vae/config.json` (`AutoencoderKLWan`)."""
+    cls = config.get("_class_name")
+    if cls not in (None, DIFFUSERS_CLASS):
+        raise ValueError(f"vae/config.json describes a {cls}, not a Wan VAE ({DIFFUSERS_CLASS})")
+    if config.get("attn_scales"):
+        raise ValueError(
+            f"attn_scales={config['attn_scales']}: Wan VAEs with attention in the down blocks are not supported"
+        )
+    patch = config.get("patch_size") or 1
+    z_dim = config.get("z_dim", 16)
+    preset = _preset_for(z_dim)
+    base = config.get("base_dim", 96)
+    return VAEConfig(
+        base_dim=base,
+        decoder_base_dim=config.get("decoder_base_dim") or base,
+        z_dim=z_dim,
+        is_residual=bool(config.get("is_residual", False)),
+        patch_size=patch,
+        latents_mean=tuple(config.get("latents_mean") or preset.latents_mean),
+        latents_std=tuple(config.get("latents_std") or preset.latents_std),
+        dim_mult=tuple(config.get("dim_mult", preset.dim_mult)),
+        num_res_blocks=config.get("num_res_blocks", preset.num_res_blocks),
+        temporal_downsample=tuple(config.get("temperal_downsample", preset.temporal_downsample)),
+        image_channels=config.get("in_channels", 3 * patch**2) // patch**2,
+    )
+
+
+def vae_config_from_shapes(shapes: Mapping[str, tuple[int, ...]], layout: Layout) -> VAEConfig:
+    """The config of a checkpoint without a config.json (the official `.pth`): widths, z_dim, patch size and
+    the Wan2.2 residual shortcuts from the tensors; block counts and latent statistics from the released VAE
+    with that z_dim (the strict key and shape check then confirms the guess)."""
+    names = {
+        "diffusers": ("post_quant_conv", "conv_in", "conv_out", "encoder.down_blocks.0.resnets.0.conv1.weight"),
+        "official": ("conv2", "conv1", "head.2", "encoder.downsamples.0.downsamples.0.residual.2.weight"),
+    }
+    post, conv_in, conv_out, residual_key = names[layout]
+    try:
+        z_dim = shapes[f"{post}.weight"][0]
+        base, io = shapes[f"encoder.{conv_in}.weight"][:2]
+        decoder_base = shapes[f"decoder.{conv_out}.weight"][1]
+    except KeyError as err:
+        raise KeyError(f"VAE {layout} layout: tensor {err} is missing; cannot read the config") from None
+    patch = round((io / 3) ** 0.5)
+    if 3 * patch**2 != io:
+        raise ValueError(f"VAE encoder input has {io} channels; expected 3 x patch^2")
+    return _preset_for(z_dim).replace(
+        base_dim=base, decoder_base_dim=decoder_base, z_dim=z_dim, patch_size=patch, is_residual=residual_key in shapes
+    )
+
+
+def _preset_for(z_dim: int) -> VAEConfig:
+    from cos_jax.wan.vae.config import PRESETS
+
+    for cfg in PRESETS.values():
+        if cfg.z_dim == z_dim:
+            return cfg
+    raise ValueError(
+        f"no released Wan VAE has z_dim={z_dim} (Wan2.1: 16, Wan2.2: 48); give a diffusers vae/ folder with its "
+        "config.json"
+    )

@@ -7,7 +7,7 @@ gated FFN; all modulated by the time embedding) -> modulated head -> unpatchify 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +87,17 @@ class WanBlock(nnx.Module):
         return x + y.astype(F32) * gate_ff
 
 
+class BlockInputs(NamedTuple):
+    """What the blocks read besides their hidden state, made once per forward by `WanDiT.embed`."""
+
+    hidden: Float[Array, "B L D"]  # patch embeddings: the first block's input
+    context: Float[Array, "B T D"]  # embedded text
+    e: Float[Array, "B K D"]  # time embedding per distinct timestep (modulates the head)
+    e0: Float[Array, "B K 6 D"]  # block modulation per distinct timestep
+    steps: TimestepTable
+    rope: tuple[jax.Array, jax.Array]  # cos, sin [L, head_dim / 2]
+
+
 class WanDiT(nnx.Module):
     """Wan2.2 `WanModel`. Call it on channel-last latents; see `__call__`."""
 
@@ -158,6 +169,36 @@ class WanDiT(nnx.Module):
         `plan` is a pytree whose leaves have a leading `num_layers` axis; `state` is threaded through the
         hook calls and returned. Without a hook the blocks run exactly as in `__call__`.
         """
+        policy = get_policy(policy)
+        if remat not in REMAT_POLICIES:
+            raise ValueError(f"unknown remat policy {remat!r}; choose one of {tuple(REMAT_POLICIES)}")
+        inputs = self.embed(x, timesteps, context, y, policy=policy, timestep_slots=timestep_slots)
+
+        def run_block(block, hidden, inputs):
+            return block(hidden, inputs.context, inputs.e0, inputs.steps, inputs.rope, policy, attention_backend)
+
+        if remat != "none":
+            run_block = jax.checkpoint(run_block, policy=REMAT_POLICIES[remat])
+
+        def body(carry, xs):
+            hidden, hook_state = carry
+            block, plan_slice, layer = xs
+            hidden = run_block(block, hidden, inputs)
+            if hook is not None:
+                hidden, hook_state = hook(hidden, plan_slice, layer, hook_state)
+            return (constrain(hidden, RESIDUAL_AXES), hook_state), None
+
+        layers = jnp.arange(self.config.num_layers)
+        (h, state), _ = jax.lax.scan(body, (inputs.hidden, state), (self.blocks, plan, layers), unroll=scan_unroll)
+        return self.head_output(h, inputs, self.patch_grid(x.shape)), state
+
+    def embed(
+        self, x, timesteps, context, y=None, *, policy: str | Policy = "fp32", timestep_slots: int = 2
+    ) -> BlockInputs:
+        """Everything before the blocks (`BlockInputs`): patch embedding, time and text embeddings, RoPE.
+
+        With `head_output` and the blocks (`WanBlock.__call__`) this is the forward in pieces, e.g. for
+        block-by-block validation; `forward_hooked` is exactly embed -> blocks -> head_output."""
         cfg = self.config
         policy = get_policy(policy)
         if y is not None:
@@ -172,30 +213,20 @@ class WanDiT(nnx.Module):
         e0 = self.time_proj(jax.nn.silu(e), F32).reshape(*e.shape[:-1], 6, cfg.dim)  # [B, K, 6, D]
         ctx = self.text_out(gelu_tanh(self.text_in(context, policy.compute_dtype)), policy.compute_dtype)
         rope = rope_tables(grid, cfg.rope_pairs, cfg.rope_theta, cfg.rope_max_positions)
-        if remat not in REMAT_POLICIES:
-            raise ValueError(f"unknown remat policy {remat!r}; choose one of {tuple(REMAT_POLICIES)}")
+        return BlockInputs(h, ctx, e, e0, steps, rope)
 
-        def run_block(block, hidden, ctx, e0, steps, rope):
-            return block(hidden, ctx, e0, steps, rope, policy, attention_backend)
+    def head_output(self, hidden, inputs: BlockInputs, grid: tuple[int, int, int]) -> jax.Array:
+        """The modulated head and unpatchify of the last block's output: [B, F, H, W, out_dim]."""
+        m = self.head_modulation[...].astype(F32) + inputs.e[:, :, None, :]  # [B, K, 2, D]
+        shift, scale = inputs.steps.select(m[:, :, 0]), inputs.steps.select(m[:, :, 1])
+        out = self.head(layer_norm(hidden, self.config.eps) * (1 + scale) + shift, F32)
+        return self._unpatchify(out, grid)
 
-        if remat != "none":
-            run_block = jax.checkpoint(run_block, policy=REMAT_POLICIES[remat])
-
-        def body(carry, xs):
-            hidden, hook_state = carry
-            block, plan_slice, layer = xs
-            hidden = run_block(block, hidden, ctx, e0, steps, rope)
-            if hook is not None:
-                hidden, hook_state = hook(hidden, plan_slice, layer, hook_state)
-            return (constrain(hidden, RESIDUAL_AXES), hook_state), None
-
-        layers = (self.blocks, plan, jnp.arange(cfg.num_layers))
-        (h, state), _ = jax.lax.scan(body, (h, state), layers, unroll=scan_unroll)
-
-        m = self.head_modulation[...].astype(F32) + e[:, :, None, :]  # [B, K, 2, D]
-        shift, scale = steps.select(m[:, :, 0]), steps.select(m[:, :, 1])
-        out = self.head(layer_norm(h, cfg.eps) * (1 + scale) + shift, F32)
-        return self._unpatchify(out, grid), state
+    def patch_grid(self, latent_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """The (frames, rows, columns) patch grid of a [B, F, H, W, C] latent."""
+        _, f, hh, ww = latent_shape[:4]
+        pt, ph, pw = self.config.patch_size
+        return f // pt, hh // ph, ww // pw
 
     def _patchify(self, x: jax.Array) -> tuple[jax.Array, tuple[int, int, int]]:
         cfg = self.config
@@ -206,7 +237,7 @@ class WanDiT(nnx.Module):
             raise ValueError(f"input has {c} channels after concatenating y; the model expects {cfg.in_dim}{hint}")
         if f % pt or hh % ph or ww % pw:
             raise ValueError(f"latent (F, H, W) = {(f, hh, ww)} is not divisible by the patch size {cfg.patch_size}")
-        grid = (f // pt, hh // ph, ww // pw)
+        grid = self.patch_grid(x.shape)
         x = x.reshape(b, grid[0], pt, grid[1], ph, grid[2], pw, c).transpose(0, 1, 3, 5, 2, 4, 6, 7)
         return x.reshape(b, grid[0] * grid[1] * grid[2], pt * ph * pw * c), grid
 
