@@ -105,7 +105,11 @@ def _run(args) -> int:
     kind = components.model_type
     size = args.size
     if size is None and image is not None:
-        size = image.shape[:2]  # like the paper's tools: the video takes the first frame's size
+        # Like the paper's tools: the first frame's size, rounded up to the model's multiples as DiffSynth does.
+        (ih, iw), (mh, mw) = image.shape[:2], components.size_multiple
+        size = (-(-ih // mh) * mh, -(-iw // mw) * mw)
+        if size != (ih, iw):
+            print(f"the first frame is {iw}x{ih}; sampling at {size[1]}x{size[0]} (multiples of {mw}x{mh})")
     height, width = size or wan.DEFAULT_SIZE[kind]
     frames = args.frames or wan.DEFAULT_FRAMES[kind]
     config = wan.sampling_config(components, args.preset, steps=args.steps, guidance=args.guidance)

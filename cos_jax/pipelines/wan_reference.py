@@ -55,15 +55,19 @@ def shallow(vae: VAEConfig) -> VAEConfig:
     return vae.replace(dim_mult=(1, 1, 1), num_res_blocks=1, temporal_downsample=(True, True))
 
 
-def tiny_spec(kind: str) -> TinySpec:
+def tiny_spec(kind: str, full_vae: bool = False) -> TinySpec:
+    """The tiny pipeline of `kind`; `full_vae` keeps the released 4-level VAE layouts (narrow)."""
     t5 = T5Config(vocab_size=len(SPECIAL) + len(WORDS), dim=32, head_dim=8, num_heads=4, ffn_dim=48, num_layers=2)
-    z16, z48 = shallow(vae_preset("wan21").small(8)), shallow(vae_preset("wan22").small(8, 16))
+    z16, z48 = vae_preset("wan21").small(8), vae_preset("wan22").small(8, 16)
+    if not full_vae:
+        z16, z48 = shallow(z16), shallow(z48)
     if kind == "t2v-a14b":
         return TinySpec(kind, _dit("t2v", 16, 16, t5.dim), z16, t5, 9, 32, 48, 0.875, 3.0)
     if kind == "i2v-a14b":
         return TinySpec(kind, _dit("i2v", 36, 16, t5.dim), z16, t5, 9, 32, 48, 0.9, 3.0)
     if kind == "ti2v-5b":
-        return TinySpec(kind, _dit("ti2v", 48, 48, t5.dim), z48, t5, 9, 32, 48, None, 5.0)
+        h, w = (64, 96) if full_vae else (32, 48)
+        return TinySpec(kind, _dit("ti2v", 48, 48, t5.dim), z48, t5, 9, h, w, None, 5.0)
     raise ValueError(f"unknown tiny pipeline kind {kind!r}; choose t2v-a14b, i2v-a14b or ti2v-5b")
 
 
@@ -108,12 +112,12 @@ def _text_encoder(cfg: T5Config, seed: int):
     return model
 
 
-def build_tiny_pipeline(folder: str | os.PathLike, kind: str, seed: int = 0):
+def build_tiny_pipeline(folder: str | os.PathLike, kind: str, seed: int = 0, full_vae: bool = False):
     """Save a random tiny pipeline of `kind` in diffusers format (`save_pretrained`) into `folder`; return
     (spec, the in-memory diffusers pipeline). The reference runs use the in-memory pipeline because
     diffusers' `from_pretrained` of a Wan transformer needs `accelerate`; its weights are the saved ones."""
     _, diffusers = _torch()
-    spec = tiny_spec(kind)
+    spec = tiny_spec(kind, full_vae)
     folder = Path(folder)
     build = folder / ".tokenizer-build"
     parts = dict(

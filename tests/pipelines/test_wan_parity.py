@@ -24,10 +24,12 @@ from cos_jax.pipelines.wan_reference import build_tiny_pipeline, run_diffusers, 
 from cos_jax.sampling import Trajectory, sampling_preset
 from cos_jax.wan.codec import to_uint8
 
-# max|Δ| / max|ref|. Measured (stock diffusers, float32 timestep sinusoid): latents ≤ 4e-6, videos ≤ 3.4e-5;
-# with the official float64 sinusoid swapped into diffusers, about half (scripts/pipeline_parity.py).
+# max|Δ| / max|ref| against stock diffusers. Measured (scripts/pipeline_parity.py): latents 3.6e-6 to 5.7e-6,
+# videos 1.4e-5 to 7.8e-5. The latent gap is mostly diffusers' float32 timestep sinusoid (cos-jax computes the
+# official float64 one; swapping that into diffusers halves it); the decoder amplifies it in the video, while
+# decoding the same latent on both sides differs by only 4e-6 to 9e-6.
 LATENT_TOL = 2e-5
-VIDEO_TOL = 1e-4
+VIDEO_TOL = 2e-4
 PROMPT, NEGATIVE = "a red ball rolls left over the table", "blue cube"
 
 
@@ -59,7 +61,9 @@ def test_t2v_a14b_matches_diffusers(tmp_path):
     assert (config.grid, config.boundary, config.switch_step()) == ("diffusers", 875, 2)  # both experts run
     noise = _noise(components, spec)
     out = wan.generate(components, PROMPT, negative_prompt=NEGATIVE, noise=noise, config=config, keep_steps=[],
-                       frames=spec.frames, height=spec.height, width=spec.width)  # fmt: skip
+                       frames=spec.frames, height=spec.height, width=spec.width,
+                       cache_dir=tmp_path / "prompts")  # fmt: skip
+    assert len(list((tmp_path / "prompts").glob("*.npy"))) == 2  # prompt and negative prompt, cached
     video = wan.decode_latents(components, out.trajectory.latent, as_uint8=False)
     ref_latent, ref_video = _reference(pipe, spec, noise, config)
     assert _relative(out.trajectory.latent, ref_latent) <= LATENT_TOL
@@ -106,7 +110,7 @@ def test_i2v_a14b_cli_and_bench_generator_match_diffusers(tmp_path):
     assert np.abs(frames.astype(int) - np.asarray(to_uint8(video[0]))).max() <= 1
 
 
-def test_ti2v_5b_with_image_matches_diffusers(tmp_path):
+def test_ti2v_5b_matches_diffusers_with_and_without_image(tmp_path):
     spec, pipe = build_tiny_pipeline(tmp_path / "ti2v", "ti2v-5b")
     components = load_components(tmp_path / "ti2v")
     assert components.model_type == "ti2v" and len(components.experts) == 1
@@ -114,13 +118,18 @@ def test_ti2v_5b_with_image_matches_diffusers(tmp_path):
     use_sigmas(pipe, config.schedule().sigmas, "unipc")
     image = np.random.default_rng(1).integers(0, 256, (spec.height, spec.width, 3), dtype=np.uint8)
     noise = _noise(components, spec)
-    out = wan.generate(components, PROMPT, image=image, negative_prompt=NEGATIVE, noise=noise, config=config,
-                       resize="diffusers", keep_steps=[], frames=spec.frames, height=spec.height,
-                       width=spec.width)  # fmt: skip
-    video = wan.decode_latents(components, out.trajectory.latent, as_uint8=False)
-    ref_latent, ref_video = _reference(with_image(pipe), spec, noise, config, image)
-    # Frame 0 is the image latent (held by cos-jax after every step; diffusers overwrites only the model input
-    # and the output), so the scheduler latents agree on the sampled frames 1..F-1; the videos on all frames.
-    np.testing.assert_array_equal(out.trajectory.latent[:, :1], out.clean_latent[:, :1])
-    assert _relative(out.trajectory.latent[:, 1:], ref_latent[:, 1:]) <= LATENT_TOL
-    assert video.shape == ref_video.shape and _relative(video, ref_video) <= VIDEO_TOL
+    size = dict(frames=spec.frames, height=spec.height, width=spec.width)
+    for first in (image, None):  # image-to-video (frame 0 held at the image latent), then text-to-video
+        out = wan.generate(components, PROMPT, image=first, negative_prompt=NEGATIVE, noise=noise, config=config,
+                           resize="diffusers", keep_steps=[1], **size)  # fmt: skip
+        video = wan.decode_latents(components, out.trajectory.latent, as_uint8=False)
+        ref_latent, ref_video = _reference(pipe if first is None else with_image(pipe), spec, noise, config, first)
+        sampled = slice(None)
+        if first is not None:
+            # Frame 0 is the image latent: cos-jax holds it after every step (and in decoded x̂0); diffusers
+            # overwrites only the model input and the output, so scheduler latents agree on frames 1..F-1.
+            np.testing.assert_array_equal(out.trajectory.latent[:, :1], out.clean_latent[:, :1])
+            np.testing.assert_array_equal(wan.x0_latents(out, [1])[0, :, :1], out.clean_latent[:, :1])
+            sampled = slice(1, None)
+        assert _relative(out.trajectory.latent[:, sampled], ref_latent[:, sampled]) <= LATENT_TOL
+        assert video.shape == ref_video.shape and _relative(video, ref_video) <= VIDEO_TOL
