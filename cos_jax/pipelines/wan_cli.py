@@ -53,8 +53,10 @@ def parse_guidance(text: str | None) -> float | tuple[float, float] | None:
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
-def _grid_frames(num_frames: int) -> list[int]:
-    return sorted({round(i * (num_frames - 1) / max(1, GRID_FRAMES - 1)) for i in range(min(GRID_FRAMES, num_frames))})
+def grid_frames(num_frames: int) -> list[int]:
+    """Up to `GRID_FRAMES` evenly spaced frame indices, first and last included."""
+    n = min(GRID_FRAMES, num_frames)
+    return sorted({round(i * (num_frames - 1) / max(1, n - 1)) for i in range(n)})
 
 
 def write_grid(path: Path, videos: np.ndarray, steps, title: str) -> Path:
@@ -62,7 +64,7 @@ def write_grid(path: Path, videos: np.ndarray, steps, title: str) -> Path:
     from cos_jax.analysis.figures import save_grid_figure, step_frame_grid
     from cos_jax.tasks.video_io import atomic_write
 
-    frames = _grid_frames(videos.shape[1])
+    frames = grid_frames(videos.shape[1])
     stride = max(1, math.ceil(videos.shape[2] / GRID_CELL))
     small = videos[:, :, ::stride, ::stride]
     scale = max(1, min(3, GRID_CELL // small.shape[2]))

@@ -8,7 +8,7 @@ from PIL import Image
 pytest.importorskip("diffusers")
 
 from cos_jax.cli import main
-from cos_jax.pipelines.wan_cli import parse_guidance, parse_size
+from cos_jax.pipelines.wan_cli import grid_frames, parse_guidance, parse_size
 from cos_jax.pipelines.wan_reference import build_tiny_pipeline
 
 
@@ -40,7 +40,8 @@ def test_cli_errors(folder, tmp_path, args, message):
               "--steps", "3", *args, "--out", str(tmp_path / "x")])  # fmt: skip
 
 
-def test_size_and_guidance_parsing():
+def test_size_guidance_and_grid_frames():
+    assert grid_frames(5) == [0, 1, 2, 3, 4] and grid_frames(81) == [0, 11, 23, 34, 46, 57, 69, 80]
     assert parse_size("832*480") == (480, 832) and parse_size("832x480") == (480, 832)
     assert parse_guidance("5") == 5.0 and parse_guidance("4,3") == (4.0, 3.0)
     for bad in ("832", "a*b"):
