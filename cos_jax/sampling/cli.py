@@ -69,7 +69,7 @@ def _run_toy(args) -> int:
 
         sample = held_out_samples([args.task], args.index + 1, spec)[args.index]
         frame, prompt = sample.first_frame, sample.prompt
-    config = toy_sampling() if args.preset == "paper" else args.preset
+    config = toy_sampling() if args.preset in (None, "paper") else args.preset
     worlds = len(args.seeds)
     traj = generate(model, spec, np.stack([frame] * worlds), [prompt] * worlds, args.seeds, config=config,
                     keep_steps=parse_steps(args.keep_steps), progress=True)  # fmt: skip
@@ -87,6 +87,12 @@ def _run(args) -> int:
 
     if args.model == "toy":
         return _run_toy(args)
+    from cos_jax.pipelines.wan_cli import is_pipeline_folder
+
+    if is_pipeline_folder(args.model):
+        from cos_jax.pipelines.wan_cli import run
+
+        return run(args)
     if args.model.startswith("random:"):
         high = _random_model(args.model)
         model = (high, _random_model(args.low_model)) if args.low_model else high
@@ -105,7 +111,7 @@ def _run(args) -> int:
         y = jnp.zeros((1, frames, height, width, cfg.in_dim - cfg.out_dim))
     cond = Conditions(context=context[None] if context.ndim == 2 else context,
                       negative=negative[None] if negative.ndim == 2 else negative, y=y)  # fmt: skip
-    traj = sample(model, cond, args.preset, (frames, height, width, cfg.out_dim), seeds=args.seeds,
+    traj = sample(model, cond, args.preset or "paper", (frames, height, width, cfg.out_dim), seeds=args.seeds,
                   keep_steps=parse_steps(args.keep_steps), policy=args.policy, progress=True)  # fmt: skip
     traj.meta["model_spec"] = args.model
     path = traj.save(args.out)
@@ -114,24 +120,59 @@ def _run(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("sample", help="sample one trajectory; write latents and x̂0 per step (.npz)")
+    from cos_jax.pipelines.wan_cli import parse_guidance, parse_size
+
+    p = subparsers.add_parser(
+        "sample", help="sample one trajectory; write latents and x̂0 per step (.npz), or videos for a pipeline folder"
+    )
     p.add_argument(
         "--model",
         default="toy",
-        help="toy (default, the shipped toy world), a folder from `cos-jax convert`, or random:PRESET[:SEED]",
+        help="toy (default, the shipped toy world); a diffusers-format Wan2.2 folder (model_index.json: the whole "
+        "pipeline, videos out); a folder from `cos-jax convert` (DiT only, latents out); or random:PRESET[:SEED]",
     )
     p.add_argument("--low-model", default=None, help="random:PRESET[:SEED] low-noise expert for a random model")
     p.add_argument("--task", default="select_next", help="toy: sample a held-out puzzle of this task")
     p.add_argument("--index", type=int, default=0, help="toy: which held-out puzzle")
-    p.add_argument("--image", default=None, help="toy: first frame PNG (32x32) instead of a puzzle")
-    p.add_argument("--prompt", default=None, help="toy: the prompt for --image")
-    p.add_argument("--preset", default="paper", help="sampling preset (paper, official-t2v-a14b, …)")
+    p.add_argument("--image", default=None, help="first frame (RGB PNG/JPEG): toy 32x32, I2V-A14B, TI2V-5B")
+    p.add_argument("--prompt", default=None, help="the prompt (toy with --image; pipeline folders)")
+    p.add_argument("--negative-prompt", default=None, help="pipeline: negative prompt (default: Wan2.2's)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="sampling preset: paper, official-t2v-a14b, official-i2v-a14b, official-ti2v-5b, or diffusers (the "
+        "folder's own scheduler); default: paper for toy/random, the model's official preset for pipelines",
+    )
+    p.add_argument("--steps", type=int, default=None, help="pipeline: override the preset's step count")
+    p.add_argument("--guidance", type=parse_guidance, default=None, help="pipeline: CFG scale, or high,low (4,3)")
+    p.add_argument("--frames", type=int, default=None, help="pipeline: frames, 4n+1 (default 81; TI2V 121)")
+    p.add_argument(
+        "--size",
+        type=parse_size,
+        default=None,
+        help="pipeline: WIDTH*HEIGHT as in Wan2.2's generate.py (832*480 is landscape 480p; default 832*480, "
+        "TI2V 1280*704, or the image's size with --image)",
+    )
+    p.add_argument(
+        "--resize",
+        default="official",
+        choices=["official", "diffsynth", "diffusers"],
+        help="pipeline: first-frame resize rules (official Wan2.2, DiffSynth/paper stretch, diffusers Lanczos)",
+    )
+    p.add_argument("--decode-steps", default=None, help="pipeline: decode x̂0 at these steps, e.g. 0-19,45-49 or all")
+    p.add_argument("--decode-batch", type=int, default=None, help="pipeline: videos per VAE call (default: all)")
+    p.add_argument("--fps", type=int, default=None, help="pipeline: mp4 frame rate (default 16; TI2V 24)")
+    p.add_argument("--cache-dir", default=None, help="pipeline: cache prompt embeddings in this folder")
     p.add_argument("--latent", default="5x8x8", help="latent FxHxW for non-toy models (21x60x104 = 480x832x81)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one world per seed")
+    p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], help="one world per seed")
     p.add_argument("--context", help=".npy text embedding [T, text_dim] or [1|W, T, text_dim]")
     p.add_argument("--negative", help=".npy negative-prompt embedding (default zeros)")
     p.add_argument("--y", help=".npy I2V conditioning [1|W, F, H, W, Cy]")
-    p.add_argument("--keep-steps", default=None, help="steps whose x̂0 to keep, e.g. 0-19,45-49 (default all)")
-    p.add_argument("--policy", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument(
+        "--keep-steps",
+        default=None,
+        help="steps whose x̂0 to keep in the .npz, e.g. 0-19,45-49 (default all; pipelines: the decode steps)",
+    )
+    p.add_argument("--policy", default="fp32", choices=["fp32", "bf16"], help="precision (bf16: bf16 weights too)")
+    p.add_argument("--out", required=True, help="output .npz; for a pipeline folder, an output folder")
     p.set_defaults(func=_run)

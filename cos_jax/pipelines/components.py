@@ -1,0 +1,217 @@
+"""The components of a Wan2.2 pipeline (expert DiT(s), VAE, umT5 encoder, tokenizer) and `load_components`.
+
+`load_components(path)` is the one loader the pipelines use. Today it reads a **diffusers-format folder**
+(`model_index.json`, `transformer/`, `transformer_2/`, `vae/`, `text_encoder/`, `tokenizer/`,
+`scheduler/`) and converts every component in memory through the existing key tables
+(`cos_jax.convert`). A converted-folder loader can later be plugged in here without touching the
+pipelines. Conversion in memory holds each component's tensors once on the host (in `param_dtype`)
+before they move to the device: fine for the small models and for one full-size expert on a large host;
+the memory-lean route for full-size DiTs is `cos-jax convert`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from cos_jax.wan.config import DiTConfig
+from cos_jax.wan.dit import WanDiT
+from cos_jax.wan.t5 import T5Config, UMT5Encoder
+from cos_jax.wan.text import TOKENIZER_FILE, PromptTokenizer
+from cos_jax.wan.vae import VAEConfig, WanVAE
+
+MODEL_INDEX = "model_index.json"
+SUBFOLDERS = ("transformer", "vae", "text_encoder", "tokenizer")
+
+
+@dataclasses.dataclass
+class Components:
+    """Everything a Wan2.2 pipeline runs: `experts` is (dit,) or (high-noise, low-noise)."""
+
+    experts: tuple[WanDiT, ...]
+    vae: WanVAE
+    text_encoder: UMT5Encoder
+    tokenizer: PromptTokenizer
+    boundary_ratio: float | None = None  # the folder's expert switch (fraction of 1000 timesteps)
+    scheduler_config: dict | None = None  # scheduler/scheduler_config.json, if any
+    source: str = ""
+    encoder_id: str = ""  # identifies (text encoder weights, tokenizer, text length) for the prompt cache
+
+    @property
+    def dit_config(self) -> DiTConfig:
+        return self.experts[0].config
+
+    @property
+    def model_type(self) -> str:
+        """'t2v' (T2V-A14B), 'i2v' (I2V-A14B) or 'ti2v' (TI2V-5B)."""
+        return self.dit_config.model_type
+
+    @property
+    def vae_config(self) -> VAEConfig:
+        return self.vae.config
+
+    @property
+    def text_len(self) -> int:
+        return self.dit_config.text_len
+
+    @property
+    def size_multiple(self) -> tuple[int, int]:
+        """(height, width) multiples a video must have: the VAE's spatial stride × the DiT's patch."""
+        s = self.vae_config.spatial_stride
+        _, ph, pw = self.dit_config.patch_size
+        return s * ph, s * pw
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+
+
+def vae_config_from_diffusers(config: dict) -> VAEConfig:
+    """A `VAEConfig` from diffusers' `AutoencoderKLWan` config.json."""
+    if config.get("attn_scales"):
+        raise ValueError(f"VAE config has attn_scales={config['attn_scales']}; the Wan VAEs have none")
+    patch = config.get("patch_size") or 1
+    in_channels = config.get("in_channels", 3 * patch * patch)
+    defaults = VAEConfig(96, 96, 16, False, 1, (0.0,) * 16, (1.0,) * 16)
+    return VAEConfig(
+        base_dim=config.get("base_dim", 96),
+        decoder_base_dim=config.get("decoder_base_dim") or config.get("base_dim", 96),
+        z_dim=config.get("z_dim", 16),
+        is_residual=bool(config.get("is_residual", False)),
+        patch_size=patch,
+        latents_mean=tuple(float(v) for v in config["latents_mean"]),
+        latents_std=tuple(float(v) for v in config["latents_std"]),
+        dim_mult=tuple(config.get("dim_mult", defaults.dim_mult)),
+        num_res_blocks=config.get("num_res_blocks", defaults.num_res_blocks),
+        temporal_downsample=tuple(config.get("temperal_downsample", defaults.temporal_downsample)),
+        image_channels=in_channels // (patch * patch),
+    )
+
+
+def t5_config_from_transformers(config: dict) -> T5Config:
+    """A `T5Config` from transformers' `UMT5Config` (text_encoder/config.json)."""
+    ffn = config.get("feed_forward_proj", "gated-gelu")
+    if ffn != "gated-gelu":
+        raise ValueError(f"text encoder feed_forward_proj={ffn!r}; Wan's umT5 uses 'gated-gelu'")
+    return T5Config(
+        vocab_size=config["vocab_size"],
+        dim=config["d_model"],
+        head_dim=config["d_kv"],
+        num_heads=config["num_heads"],
+        ffn_dim=config["d_ff"],
+        num_layers=config["num_layers"],
+        num_buckets=config.get("relative_attention_num_buckets", 32),
+        max_distance=config.get("relative_attention_max_distance", 128),
+        eps=config.get("layer_norm_epsilon", 1e-6),
+    )
+
+
+def _read_all(folder: Path, dtype) -> dict[str, np.ndarray]:
+    """Every tensor of a (possibly sharded) safetensors folder, cast to `dtype` on read."""
+    from cos_jax.convert.sources import open_tensors
+
+    source = open_tensors(folder)
+    return {name: np.asarray(source.read(name)).astype(dtype, copy=False) for name in source.infos}
+
+
+def _host_dtype(param_dtype) -> np.dtype:
+    import ml_dtypes
+
+    return np.dtype(ml_dtypes.bfloat16) if jnp.dtype(param_dtype) == jnp.bfloat16 else np.dtype(np.float32)
+
+
+def _encoder_id(folder: Path, text_len: int) -> str:
+    """Weights files (name, size, mtime), the tokenizer file's bytes and the text length."""
+    h = hashlib.sha256(f"umt5:{text_len}".encode())
+    for f in sorted((folder / "text_encoder").iterdir()):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    h.update((folder / "tokenizer" / TOKENIZER_FILE).read_bytes())
+    return h.hexdigest()[:24]
+
+
+def _check_diffusers_folder(folder: Path) -> None:
+    if not folder.exists():
+        raise FileNotFoundError(f"--model {str(folder)!r}: no such folder")
+    if not (folder / MODEL_INDEX).is_file():
+        if (folder / "manifest.json").is_file():
+            raise ValueError(
+                f"{folder} is a `cos-jax convert` checkpoint (DiTs only, no VAE or text encoder yet); for whole "
+                "pipelines point at a diffusers-format folder (model_index.json, transformer/, vae/, text_encoder/, "
+                "tokenizer/), e.g. Wan-AI/Wan2.2-I2V-A14B-Diffusers"
+            )
+        raise FileNotFoundError(
+            f"{folder} has no {MODEL_INDEX}; a pipeline needs a diffusers-format folder "
+            "(model_index.json, transformer/, vae/, text_encoder/, tokenizer/)"
+        )
+    missing = [s for s in SUBFOLDERS if not (folder / s).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: the pipeline folder lacks {', '.join(s + '/' for s in missing)}")
+    tok = folder / "tokenizer"
+    if not (tok / TOKENIZER_FILE).is_file():
+        found = sorted(p.name for p in tok.iterdir())
+        raise FileNotFoundError(
+            f"{tok} has no {TOKENIZER_FILE} (found: {found}); cos-jax reads the fast-tokenizer file. Write it once "
+            f"with: python -c \"from transformers import AutoTokenizer as T; T.from_pretrained('{tok}')"
+            f".save_pretrained('{tok}')\""
+        )
+
+
+def load_components(path: str | os.PathLike, *, param_dtype=jnp.float32, progress: bool = False) -> Components:
+    """Build the pipeline components from a diffusers-format folder, converting in memory.
+
+    DiT and umT5 parameters are stored in `param_dtype` (float32 or bfloat16); the VAE stays float32.
+    Raises `FileNotFoundError` / `ValueError` naming the missing or wrong piece and the fix.
+    """
+    from cos_jax.convert.layouts import discover, resolve_component
+    from cos_jax.convert.load import dit_from_state_dict
+    from cos_jax.convert.t5_keys import umt5_from_state_dict
+    from cos_jax.convert.vae_keys import vae_from_state_dict
+
+    folder = Path(path)
+    _check_diffusers_folder(folder)
+    found = discover(folder)
+    names = list(found.components)  # ["dit"] or ["high_noise", "low_noise"]
+    host = _host_dtype(param_dtype)
+    steps = tqdm(total=len(names) + 2, desc="loading", unit="part", disable=not progress)
+    with steps:
+        experts = []
+        for name in names:
+            _, layout, cfg = resolve_component(found.components[name])
+            experts.append(dit_from_state_dict(_read_all(Path(found.components[name].path), host), cfg, layout,
+                                               param_dtype=param_dtype))  # fmt: skip
+            steps.update(1)
+        vae_cfg = vae_config_from_diffusers(_read_json(folder / "vae" / "config.json"))
+        vae = vae_from_state_dict(_read_all(folder / "vae", np.float32), vae_cfg)
+        steps.update(1)
+        t5_cfg = t5_config_from_transformers(_read_json(folder / "text_encoder" / "config.json"))
+        text_encoder = umt5_from_state_dict(_read_all(folder / "text_encoder", host), t5_cfg, param_dtype=param_dtype)
+        steps.update(1)
+    dit_cfg = experts[0].config
+    if len({e.config for e in experts}) != 1:
+        raise ValueError(f"{folder}: transformer/ and transformer_2/ have different configs")
+    if t5_cfg.dim != dit_cfg.text_dim:
+        raise ValueError(f"{folder}: text encoder width {t5_cfg.dim} != the DiT's text_dim {dit_cfg.text_dim}")
+    if vae_cfg.z_dim != dit_cfg.out_dim:
+        raise ValueError(f"{folder}: VAE z_dim {vae_cfg.z_dim} != the DiT's out_dim {dit_cfg.out_dim}")
+    scheduler_file = folder / "scheduler" / "scheduler_config.json"
+    return Components(
+        experts=tuple(experts),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=PromptTokenizer(folder / "tokenizer", dit_cfg.text_len),
+        boundary_ratio=found.boundary_ratio if len(experts) == 2 else None,
+        scheduler_config=_read_json(scheduler_file) if scheduler_file.is_file() else None,
+        source=str(folder),
+        encoder_id=_encoder_id(folder, dit_cfg.text_len),
+    )
