@@ -88,7 +88,7 @@ def add_commands(subparsers) -> None:
     r.add_argument("--limit", type=int, help="at most N samples per task (the first N by sample number)")
     r.add_argument("--shard", default="0/1", help="i/n: this host takes every n-th selected sample from the i-th")
     r.add_argument("--seed", type=int, default=0, help="base seed added to each sample's name hash")
-    r.add_argument("--weights", help="toy: a weights .npz instead of the shipped one")
+    r.add_argument("--weights", help="toy: a weights .npz instead of the shipped one; wan: the model folder")
     r.add_argument("--devices", type=int, help="toy: use the first N local devices (default: all)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=_run)

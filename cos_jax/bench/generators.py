@@ -7,8 +7,8 @@ A backend turns `Request`s (prompt, first frame, frame count, height, width, see
   frames): each first frame is resized in (box filter) and each video resized out (nearest, even
   temporal resample); `note` says so for every request of another size. Batches are data-parallel: the
   world axis is sharded over a 1-D ``data`` mesh of the local devices and padded to a multiple of them.
-* ``"wan"``: the real Wan2.2 I2V pipeline, ``cos_jax.pipelines.wan.generate_video(prompt, first_frame,
-  num_frames, height, width, seed, **settings)``, called one sample at a time (`FunctionGenerator`).
+* ``"wan"``: the real Wan2.2 I2V (or TI2V) pipeline, ``cos_jax.pipelines.wan.WanI2V`` over ``weights``
+  (a ``cos-jax convert`` folder or a diffusers-format folder), one sample at a time (`FunctionGenerator`).
 * ``"package.module:function"``: any function with that signature, the same way.
 * Anything else: ``register_generator(name, factory)``; a factory takes ``steps``, ``guidance``,
   ``batch`` and any extra options, and returns a `Generator`.
@@ -204,17 +204,21 @@ def _import_function(spec: str) -> Callable[..., np.ndarray]:
     return fn
 
 
-def _wan(steps: int, guidance: float, batch: int, **options: Any) -> Generator:
-    """The hook for the real Wan2.2 I2V pipeline (``cos_jax.pipelines.wan.generate_video``)."""
-    try:
-        fn = _import_function("cos_jax.pipelines.wan:generate_video")
-    except ValueError as e:
-        raise ValueError(
-            "the Wan I2V backend needs cos_jax.pipelines.wan.generate_video(prompt, first_frame, num_frames, "
-            f"height, width, seed, ...), which this install lacks ({e.__cause__}); use --model toy, or "
-            "--model package.module:function for another pipeline"
-        ) from e
-    return FunctionGenerator("wan", fn, {"steps": steps, "guidance": guidance, **options})
+def _wan(steps: int, guidance: float, batch: int, weights: str | None = None, **options: Any) -> Generator:
+    """The real Wan2.2 I2V (or TI2V) pipeline: `cos_jax.pipelines.wan.WanI2V` over `--weights DIR` (a
+    `cos-jax convert` folder or a diffusers-format folder), paper preset with `steps` and `guidance`."""
+    if weights is None:
+        raise ValueError("--model wan needs --weights DIR: a `cos-jax convert` folder or a diffusers-format folder")
+    from cos_jax.pipelines.components import load_components
+    from cos_jax.pipelines.wan import WanI2V
+
+    unknown = sorted(set(options) - {"devices"})
+    if unknown:
+        raise ValueError(f"--model wan does not take {', '.join(unknown)}")
+    pipeline = WanI2V(load_components(weights), steps=steps, guidance=guidance)
+    generator = FunctionGenerator("wan", pipeline.generate_video)
+    generator.settings = {**generator.settings, "weights": str(weights), "steps": steps, "guidance": guidance}
+    return generator
 
 
 GENERATORS: dict[str, Callable[..., Generator]] = {"toy": ToyGenerator, "wan": _wan}

@@ -1,12 +1,13 @@
 """The components of a Wan2.2 pipeline (expert DiT(s), VAE, umT5 encoder, tokenizer) and `load_components`.
 
-`load_components(path)` is the one loader the pipelines use. Today it reads a **diffusers-format folder**
-(`model_index.json`, `transformer/`, `transformer_2/`, `vae/`, `text_encoder/`, `tokenizer/`,
-`scheduler/`) and converts every component in memory through the existing key tables
-(`cos_jax.convert`). A converted-folder loader can later be plugged in here without touching the
-pipelines. Conversion in memory holds each component's tensors once on the host (in `param_dtype`)
-before they move to the device: fine for the small models and for one full-size expert on a large host;
-the memory-lean route for full-size DiTs is `cos-jax convert`.
+`load_components(path)` is the one loader the pipelines use. It reads either
+- a folder written by `cos-jax convert` (Orbax components with a manifest: DiT expert(s), `vae/`,
+  `text_encoder/`, `tokenizer/`), restored straight onto the devices — the memory-lean route for
+  full-size models; or
+- a **diffusers-format folder** (`model_index.json`, `transformer/`, `transformer_2/`, `vae/`,
+  `text_encoder/`, `tokenizer/`, `scheduler/`), converted in memory through the same key tables
+  (`cos_jax.convert`). That holds each component's tensors once on the host (in `param_dtype`) before
+  they move to the device: fine for small models and for one full-size expert on a large host.
 """
 
 from __future__ import annotations
@@ -144,12 +145,6 @@ def _check_diffusers_folder(folder: Path) -> None:
     if not folder.exists():
         raise FileNotFoundError(f"--model {str(folder)!r}: no such folder")
     if not (folder / MODEL_INDEX).is_file():
-        if (folder / "manifest.json").is_file():
-            raise ValueError(
-                f"{folder} is a `cos-jax convert` checkpoint (DiTs only, no VAE or text encoder yet); for whole "
-                "pipelines point at a diffusers-format folder (model_index.json, transformer/, vae/, text_encoder/, "
-                "tokenizer/), e.g. Wan-AI/Wan2.2-I2V-A14B-Diffusers"
-            )
         raise FileNotFoundError(
             f"{folder} has no {MODEL_INDEX}; a pipeline needs a diffusers-format folder "
             "(model_index.json, transformer/, vae/, text_encoder/, tokenizer/)"
@@ -179,6 +174,8 @@ def load_components(path: str | os.PathLike, *, param_dtype=jnp.float32, progres
     from cos_jax.convert.vae_keys import vae_from_state_dict
 
     folder = Path(path)
+    if (folder / CONVERTED_MANIFEST).is_file():
+        return _load_converted(folder, param_dtype)
     _check_diffusers_folder(folder)
     found = discover(folder)
     names = list(found.components)  # ["dit"] or ["high_noise", "low_noise"]
@@ -198,12 +195,7 @@ def load_components(path: str | os.PathLike, *, param_dtype=jnp.float32, progres
         text_encoder = umt5_from_state_dict(_read_all(folder / "text_encoder", host), t5_cfg, param_dtype=param_dtype)
         steps.update(1)
     dit_cfg = experts[0].config
-    if len({e.config for e in experts}) != 1:
-        raise ValueError(f"{folder}: transformer/ and transformer_2/ have different configs")
-    if t5_cfg.dim != dit_cfg.text_dim:
-        raise ValueError(f"{folder}: text encoder width {t5_cfg.dim} != the DiT's text_dim {dit_cfg.text_dim}")
-    if vae_cfg.z_dim != dit_cfg.out_dim:
-        raise ValueError(f"{folder}: VAE z_dim {vae_cfg.z_dim} != the DiT's out_dim {dit_cfg.out_dim}")
+    _check_fit(folder, experts, vae_cfg, t5_cfg)
     scheduler_file = folder / "scheduler" / "scheduler_config.json"
     return Components(
         experts=tuple(experts),
@@ -214,4 +206,47 @@ def load_components(path: str | os.PathLike, *, param_dtype=jnp.float32, progres
         scheduler_config=_read_json(scheduler_file) if scheduler_file.is_file() else None,
         source=str(folder),
         encoder_id=_encoder_id(folder, dit_cfg.text_len),
+    )
+
+
+CONVERTED_MANIFEST = "manifest.json"
+
+
+def _check_fit(folder: Path, experts, vae_cfg: VAEConfig, t5_cfg: T5Config) -> None:
+    dit_cfg = experts[0].config
+    if len({e.config for e in experts}) != 1:
+        raise ValueError(f"{folder}: the two experts have different configs")
+    if t5_cfg.dim != dit_cfg.text_dim:
+        raise ValueError(f"{folder}: text encoder width {t5_cfg.dim} != the DiT's text_dim {dit_cfg.text_dim}")
+    if vae_cfg.z_dim != dit_cfg.out_dim:
+        raise ValueError(f"{folder}: VAE z_dim {vae_cfg.z_dim} != the DiT's out_dim {dit_cfg.out_dim}")
+
+
+def _load_converted(folder: Path, param_dtype) -> Components:
+    """Components from a `cos-jax convert` folder (every component restored by `cos_jax.load`)."""
+    from cos_jax.convert.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(folder, param_dtype=param_dtype)
+    missing = [n for n in ("vae", "text_encoder", "tokenizer") if getattr(loaded, n) is None]
+    if missing or not loaded.experts:
+        lacks = ", ".join(missing + ([] if loaded.experts else ["a DiT"]))
+        raise FileNotFoundError(
+            f"{folder}: the converted checkpoint lacks {lacks}; a pipeline needs every component. Re-run "
+            f"`cos-jax convert SRC {folder}` on a folder that has them (official Wan2.2 or diffusers layout), "
+            "or point --model at the diffusers folder itself"
+        )
+    experts = tuple(loaded.experts.values())
+    dit_cfg = experts[0].config
+    _check_fit(folder, experts, loaded.vae.config, loaded.text_encoder.config)
+    tokenizer = Path(loaded.tokenizer)
+    digest = hashlib.sha256(f"umt5:{dit_cfg.text_len}:{json.dumps(loaded.manifest, sort_keys=True)}".encode())
+    digest.update((tokenizer / TOKENIZER_FILE).read_bytes())
+    return Components(
+        experts=experts,
+        vae=loaded.vae,
+        text_encoder=loaded.text_encoder,
+        tokenizer=PromptTokenizer(tokenizer, dit_cfg.text_len),
+        boundary_ratio=loaded.boundary_ratio if len(experts) == 2 else None,
+        source=str(folder),
+        encoder_id=digest.hexdigest()[:24],
     )

@@ -49,9 +49,11 @@ def _checkpoint_experts(folder: str):
     if not manifest.is_file():
         raise SystemExit(f"--model {folder!r}: not 'toy', 'random:PRESET' nor a folder from `cos-jax convert`")
     components = json.loads(manifest.read_text())["components"]
-    if {"high_noise_model", "low_noise_model"} <= set(components):
-        return load(folder, "high_noise_model"), load(folder, "low_noise_model")
-    return load(folder, next(iter(components)))
+    dits = [n for n in ("dit", "high_noise", "low_noise") if n in components]
+    if not dits:
+        raise SystemExit(f"--model {folder!r}: the checkpoint holds no DiT (components: {list(components)})")
+    experts = tuple(load(folder, dits).experts.values())
+    return experts if len(experts) == 2 else experts[0]
 
 
 def _run_toy(args) -> int:

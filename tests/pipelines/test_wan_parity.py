@@ -69,6 +69,16 @@ def test_t2v_a14b_matches_diffusers(tmp_path):
     assert _relative(out.trajectory.latent, ref_latent) <= LATENT_TOL
     assert video.shape == ref_video.shape and _relative(video, ref_video) <= VIDEO_TOL
 
+    # The same folder through `cos-jax convert` (fp32): the pipeline loads the Orbax components instead.
+    from cos_jax.convert.convert import convert_checkpoint
+
+    convert_checkpoint(tmp_path / "t2v", tmp_path / "converted", dtype="fp32")
+    converted = load_components(tmp_path / "converted")
+    assert len(converted.experts) == 2 and converted.boundary_ratio == components.boundary_ratio
+    again = wan.generate(converted, PROMPT, negative_prompt=NEGATIVE, noise=noise, config=config, keep_steps=[],
+                         frames=spec.frames, height=spec.height, width=spec.width)  # fmt: skip
+    np.testing.assert_allclose(again.trajectory.latent, out.trajectory.latent, rtol=0, atol=1e-6)
+
 
 def test_i2v_a14b_cli_and_bench_generator_match_diffusers(tmp_path):
     """`cos-jax sample` with the paper preset writes its files; its latent and video match diffusers run on the
@@ -108,6 +118,14 @@ def test_i2v_a14b_cli_and_bench_generator_match_diffusers(tmp_path):
     frames = generator.generate_video(PROMPT, first, num_frames=9, height=spec.height, width=spec.width, seed=0)
     assert frames.dtype == np.uint8 and frames.shape == (9, spec.height, spec.width, 3)
     assert np.abs(frames.astype(int) - np.asarray(to_uint8(video[0]))).max() <= 1
+
+    # The bench runner's `wan` backend wraps the same pipeline.
+    from cos_jax.bench.generators import Request, make_generator
+
+    bench = make_generator("wan", weights=str(tmp_path / "i2v"), steps=2, guidance=4.0)
+    assert bench.settings["weights"] == str(tmp_path / "i2v") and bench.settings["steps"] == 2
+    (clip,) = bench.generate([Request(PROMPT, first, 9, spec.height, spec.width, 0)])
+    assert clip.dtype == np.uint8 and clip.shape == (9, spec.height, spec.width, 3)
 
 
 def test_ti2v_5b_matches_diffusers_with_and_without_image(tmp_path):
