@@ -41,7 +41,8 @@ def bench(spec: ToySpec, cfg: TrainConfig, repeats: int, pool: int = 4096) -> di
     video = rng.integers(0, 256, (pool, spec.frames, spec.resolution, spec.resolution, 3), np.uint8)
     data, prompts = jax.device_put(({"video": video, "prompt": prompt}, table))
     graphdef, state = init_state(init_toy(spec), cfg)
-    step = jax.jit(partial(train_step, graphdef, spec, cfg))
+    step = jax.jit(partial(train_step, graphdef, spec, cfg)).lower(state, data, prompts).compile()
+    memory = step.memory_analysis()  # XLA's plan for the compiled step (what remat changes)
     batch = {k: v[: cfg.batch] for k, v in data.items()}
     forward = jax.jit(lambda p, key: flow_loss(nnx.merge(graphdef, p), spec, cfg, batch, prompts, key))
     step_s = _seconds_per_call(lambda s: step(s, data, prompts)[1]["loss"], (state,), repeats)
@@ -51,6 +52,7 @@ def bench(spec: ToySpec, cfg: TrainConfig, repeats: int, pool: int = 4096) -> di
         "device": jax.devices()[0].device_kind, "batch": cfg.batch, "attention": cfg.attention,
         "remat": cfg.remat, "scan_unroll": cfg.scan_unroll, "policy": cfg.policy,
         "step_ms": round(step_s * 1e3, 2), "forward_ms": round(fwd_s * 1e3, 2),
+        "step_temp_mb": round(memory.temp_size_in_bytes / 1e6, 1) if memory is not None else None,
         "samples_per_s": round(cfg.batch / step_s, 1), "train_tflops_per_s": round(flops / step_s / 1e12, 2),
     }  # fmt: skip
 

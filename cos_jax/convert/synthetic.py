@@ -57,16 +57,23 @@ def plan_sources_all(cfg: DiTConfig):
     return plan_sources(expected_keys(cfg, "official"), cfg, "official")
 
 
-_CHILD = r"""
+# Child processes measure their own peak RSS: reset the high-water mark after warm-up, read VmHWM after.
+_RSS_PRELUDE = r"""
 import json, os, sys, time
-from cos_jax.convert.convert import convert_checkpoint
-from cos_jax.convert.synthetic import write_random_official
-from cos_jax.wan.config import DiTConfig
 
 def status(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
             return int(line.split()[1]) * 1024
+"""
+
+_CHILD = (
+    _RSS_PRELUDE
+    + r"""
+from cos_jax.convert.convert import convert_checkpoint
+from cos_jax.convert.synthetic import write_random_official
+from cos_jax.wan.config import DiTConfig
+
 
 src, out, dtype, tmp, batch = sys.argv[1:6]
 warm = os.path.join(tmp, "warm")
@@ -81,6 +88,7 @@ seconds = time.perf_counter() - t
 print(json.dumps({"baseline_rss": base, "peak_rss": status("VmHWM:"), "seconds": seconds,
                   "bytes_read": manifest["bytes_read"]}))
 """
+)
 
 
 def measure_conversion(cfg, dtype="bf16", shard_bytes=256 << 20, workdir=None, batch_bytes=64 << 20) -> dict:
@@ -109,16 +117,13 @@ def measure_conversion(cfg, dtype="bf16", shard_bytes=256 << 20, workdir=None, b
     }
 
 
-_VALIDATE_CHILD = r"""
-import json, os, sys, time
+_VALIDATE_CHILD = (
+    _RSS_PRELUDE
+    + r"""
 from cos_jax.convert.synthetic import write_random_official
 from cos_jax.convert.validate import validate
 from cos_jax.wan.config import DiTConfig
 
-def status(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
 
 src, converted, mode, tmp, latent = sys.argv[1:6]
 converted = converted if mode.endswith("-converted") else None
@@ -138,6 +143,7 @@ blocks = {k: v for k, v in (r.isolated or {}).items() if k.startswith("block")}
 print(json.dumps({"baseline_rss": base, "peak_rss": status("VmHWM:"), "seconds": seconds, "output": r.relative,
                   "worst_block": max(blocks.values()) if blocks else max(r.per_block), "layers": r.layers}))
 """
+)
 
 
 def measure_validation(cfg: DiTConfig, modes=("stream", "whole"), latent=(2, 4, 4), workdir=None) -> dict:

@@ -77,52 +77,14 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({err})") from None
 
 
-def vae_config_from_diffusers(config: dict) -> VAEConfig:
-    """A `VAEConfig` from diffusers' `AutoencoderKLWan` config.json."""
-    if config.get("attn_scales"):
-        raise ValueError(f"VAE config has attn_scales={config['attn_scales']}; the Wan VAEs have none")
-    patch = config.get("patch_size") or 1
-    in_channels = config.get("in_channels", 3 * patch * patch)
-    defaults = VAEConfig(96, 96, 16, False, 1, (0.0,) * 16, (1.0,) * 16)
-    return VAEConfig(
-        base_dim=config.get("base_dim", 96),
-        decoder_base_dim=config.get("decoder_base_dim") or config.get("base_dim", 96),
-        z_dim=config.get("z_dim", 16),
-        is_residual=bool(config.get("is_residual", False)),
-        patch_size=patch,
-        latents_mean=tuple(float(v) for v in config["latents_mean"]),
-        latents_std=tuple(float(v) for v in config["latents_std"]),
-        dim_mult=tuple(config.get("dim_mult", defaults.dim_mult)),
-        num_res_blocks=config.get("num_res_blocks", defaults.num_res_blocks),
-        temporal_downsample=tuple(config.get("temperal_downsample", defaults.temporal_downsample)),
-        image_channels=in_channels // (patch * patch),
-    )
+def _read_component(comp, kind: str, dtype) -> tuple[dict[str, np.ndarray], str, object]:
+    """(tensors cast to `dtype`, layout, config) of one source component, resolved exactly as
+    `cos-jax convert` resolves it (`cos_jax.convert.kinds`: layout detection, config.json or shapes)."""
+    from cos_jax.convert.kinds import KINDS
 
-
-def t5_config_from_transformers(config: dict) -> T5Config:
-    """A `T5Config` from transformers' `UMT5Config` (text_encoder/config.json)."""
-    ffn = config.get("feed_forward_proj", "gated-gelu")
-    if ffn != "gated-gelu":
-        raise ValueError(f"text encoder feed_forward_proj={ffn!r}; Wan's umT5 uses 'gated-gelu'")
-    return T5Config(
-        vocab_size=config["vocab_size"],
-        dim=config["d_model"],
-        head_dim=config["d_kv"],
-        num_heads=config["num_heads"],
-        ffn_dim=config["d_ff"],
-        num_layers=config["num_layers"],
-        num_buckets=config.get("relative_attention_num_buckets", 32),
-        max_distance=config.get("relative_attention_max_distance", 128),
-        eps=config.get("layer_norm_epsilon", 1e-6),
-    )
-
-
-def _read_all(folder: Path, dtype) -> dict[str, np.ndarray]:
-    """Every tensor of a (possibly sharded) safetensors folder, cast to `dtype` on read."""
-    from cos_jax.convert.sources import open_tensors
-
-    source = open_tensors(folder)
-    return {name: np.asarray(source.read(name)).astype(dtype, copy=False) for name in source.infos}
+    source, layout, config = KINDS[kind].resolve(comp)
+    tensors = {name: np.asarray(source.read(name)).astype(dtype, copy=False) for name in source.infos}
+    return tensors, layout, config
 
 
 def _host_dtype(param_dtype) -> np.dtype:
@@ -168,7 +130,7 @@ def load_components(path: str | os.PathLike, *, param_dtype=jnp.float32, progres
     DiT and umT5 parameters are stored in `param_dtype` (float32 or bfloat16); the VAE stays float32.
     Raises `FileNotFoundError` / `ValueError` naming the missing or wrong piece and the fix.
     """
-    from cos_jax.convert.layouts import discover, resolve_component
+    from cos_jax.convert.layouts import discover
     from cos_jax.convert.load import dit_from_state_dict
     from cos_jax.convert.t5_keys import umt5_from_state_dict
     from cos_jax.convert.vae_keys import vae_from_state_dict
@@ -184,15 +146,14 @@ def load_components(path: str | os.PathLike, *, param_dtype=jnp.float32, progres
     with steps:
         experts = []
         for name in names:
-            _, layout, cfg = resolve_component(found.components[name])
-            experts.append(dit_from_state_dict(_read_all(Path(found.components[name].path), host), cfg, layout,
-                                               param_dtype=param_dtype))  # fmt: skip
+            tensors, layout, cfg = _read_component(found.components[name], "wan_dit", host)
+            experts.append(dit_from_state_dict(tensors, cfg, layout, param_dtype=param_dtype))
             steps.update(1)
-        vae_cfg = vae_config_from_diffusers(_read_json(folder / "vae" / "config.json"))
-        vae = vae_from_state_dict(_read_all(folder / "vae", np.float32), vae_cfg)
+        tensors, layout, vae_cfg = _read_component(found.extras["vae"], "wan_vae", np.float32)
+        vae = vae_from_state_dict(tensors, vae_cfg, layout)
         steps.update(1)
-        t5_cfg = t5_config_from_transformers(_read_json(folder / "text_encoder" / "config.json"))
-        text_encoder = umt5_from_state_dict(_read_all(folder / "text_encoder", host), t5_cfg, param_dtype=param_dtype)
+        tensors, layout, t5_cfg = _read_component(found.extras["text_encoder"], "umt5_encoder", host)
+        text_encoder = umt5_from_state_dict(tensors, t5_cfg, layout, param_dtype=param_dtype)
         steps.update(1)
     dit_cfg = experts[0].config
     _check_fit(folder, experts, vae_cfg, t5_cfg)
