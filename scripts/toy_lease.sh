@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One GPU lease of toy-world training (the device tool's 30-minute machines), as run for the README:
-#   bash scripts/toy_lease.sh OUT BUDGET_S COUNTS [INIT]
+#   bash scripts/toy_lease.sh OUT BUDGET_S COUNTS [INIT] [EXTRA_TRAIN_ARGS]   (e.g. "--lr 2e-4")
 # 1. generates the training data in the background (CPU pool) while 2. benchmarking training settings,
 # 3. starts scripts/train_toy.py detached (setsid) with the fastest batch, sized so its cosine schedule
 # ends at the time budget, then scripts/eval_toy.py (100 held-out seeds per task) on the result. Poll OUT/train.log; OUT/weights.npz, log.jsonl, curves.png appear as it runs.
 set -euo pipefail
-out=$1 budget=$2 counts=$3 init=${4:-cos_jax/assets/toy/toy_ema.npz}
+out=$1 budget=$2 counts=$3 init=${4:-cos_jax/assets/toy/toy_ema.npz} extra=${5:-}
 mkdir -p "$out"
 python3 - "$out" "$counts" > "$out/gen.log" 2>&1 <<'PY' &
 import sys, numpy as np
@@ -18,8 +18,8 @@ np.savez(sys.argv[1] + "/data.tmp.npz", **data)
 PY
 gen=$!
 # settings already benchmarked on this kind of machine can be given as OUT/train_bench.jsonl
-[ -s "$out/train_bench.jsonl" ] || python3 scripts/bench_train.py --settings 512:none 1024:dots 2048:dots \
-    1024:full 2048:full --repeats 15 --out "$out/train_bench.jsonl"
+[ -s "$out/train_bench.jsonl" ] || python3 scripts/bench_train.py --settings 512:none 1024:dots 1024:full \
+    --repeats 15 --out "$out/train_bench.jsonl"
 wait $gen && mv "$out/data.tmp.npz" "$out/data.npz"
 read -r batch remat unroll attention steps eval_every < <(python3 - "$out/train_bench.jsonl" "$budget" <<'PY'
 import json, sys
@@ -33,6 +33,6 @@ PY
 echo "training: batch $batch remat $remat unroll $unroll attention $attention steps $steps"
 setsid nohup bash -c "python3 scripts/train_toy.py --out $out --counts $counts --data-cache $out/data.npz \
     --init $init --batch $batch --remat $remat --scan-unroll $unroll --attention $attention --steps $steps \
-    --warmup 300 --time-budget $budget \
+    --warmup 300 --time-budget $budget $extra \
     --eval-every $eval_every && python3 scripts/eval_toy.py --weights $out/weights.npz --out $out/eval.json" \
     > "$out/train.log" 2>&1 < /dev/null &

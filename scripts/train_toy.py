@@ -44,6 +44,12 @@ def main():
     p.add_argument("--time-budget", type=float, default=None, help="seconds; checkpoint and stop after")
     p.add_argument("--eval-every", type=int, default=2000)
     p.add_argument("--eval-per-task", type=int, default=32)
+    p.add_argument(
+        "--eval-tasks",
+        nargs="+",
+        default=None,
+        help="TASK[@DIFFICULTY] entries to evaluate (default: the trained tasks, plus maze@1 with maze)",
+    )
     p.add_argument("--init", default=None, help="weights .npz to start from")
     p.add_argument("--data-cache", default=None, help=".npz to reuse generated data across runs")
     args = p.parse_args()
@@ -65,7 +71,8 @@ def main():
         if cache is not None:
             np.savez(cache, **data)
     print(f"training data: {len(data['video'])} samples of {args.tasks}")
-    samples = held_out_samples(args.tasks, args.eval_per_task, spec)
+    eval_tasks = args.eval_tasks or args.tasks + (["maze@1"] if "maze" in args.tasks else [])
+    samples = held_out_samples(eval_tasks, args.eval_per_task, spec)
     summary = train(spec, cfg, data, args.out, evaluate_fn=partial(evaluate, spec=spec, samples=samples),
                     eval_every=args.eval_every, time_budget_s=args.time_budget, init_weights=args.init)  # fmt: skip
     plot_curves(Path(args.out) / "log.jsonl", Path(args.out) / "curves.png")

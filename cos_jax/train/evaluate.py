@@ -9,17 +9,33 @@ import numpy as np
 from cos_jax.pipelines.toy import decode_video, generate, toy_sampling
 from cos_jax.wan.toy import ToyModel, ToySpec
 
+EVAL_DIFFICULTY = 2  # the held-out level a bare task name means
 
-def held_out_samples(tasks: Sequence[str], per_task: int, spec: ToySpec, difficulty: int = 2, start: int = 0):
-    """Test-split samples (parameter hashes never seen in training)."""
+
+def parse_entry(entry: str) -> tuple[str, int]:
+    """``"maze"`` -> ("maze", 2); ``"maze@1"`` -> ("maze", 1): a task at a difficulty level."""
+    name, _, level = entry.partition("@")
+    if level and not level.isdigit():
+        raise ValueError(f"bad evaluation entry {entry!r}: expected TASK or TASK@DIFFICULTY, e.g. maze@1")
+    return name, int(level) if level else EVAL_DIFFICULTY
+
+
+def entry_label(sample) -> str:
+    """The report key of a sample: its task name, with ``@difficulty`` unless at the default level."""
+    level = sample.meta["difficulty"]
+    return sample.task if level == EVAL_DIFFICULTY else f"{sample.task}@{level}"
+
+
+def held_out_samples(entries: Sequence[str], per_task: int, spec: ToySpec, start: int = 0):
+    """Test-split samples (parameter hashes never seen in training) of each ``TASK[@DIFFICULTY]`` entry."""
     from cos_jax.tasks import get_task
 
-    return [get_task(t).generate_for_split("test", start + i, difficulty, spec.resolution, spec.frames)
-            for t in tasks for i in range(per_task)]  # fmt: skip
+    return [get_task(name).generate_for_split("test", start + i, level, spec.resolution, spec.frames)
+            for name, level in map(parse_entry, entries) for i in range(per_task)]  # fmt: skip
 
 
 def evaluate(model: ToyModel, spec: ToySpec, samples, steps: int = 50, guidance: float = 5.0, seed: int = 0) -> dict:
-    """{task: {"score", "success", "n"}} plus "mean" over tasks, for one sampling run per sample."""
+    """{entry: {"score", "success", "n"}} plus "mean" over entries, for one sampling run per sample."""
     from cos_jax.tasks import get_task
 
     traj = generate(model, spec, np.stack([s.first_frame for s in samples]), [s.prompt for s in samples],
@@ -29,7 +45,7 @@ def evaluate(model: ToyModel, spec: ToySpec, samples, steps: int = 50, guidance:
     rows: dict[str, list] = {}
     for sample, video in zip(samples, videos, strict=True):
         result = get_task(sample.task).score(video, sample.meta)
-        rows.setdefault(sample.task, []).append((result.score, float(result.success)))
+        rows.setdefault(entry_label(sample), []).append((result.score, float(result.success)))
     report = {t: {"score": float(np.mean([r[0] for r in v])), "success": float(np.mean([r[1] for r in v])), "n": len(v)}
               for t, v in rows.items()}  # fmt: skip
     report["mean"] = {k: float(np.mean([report[t][k] for t in rows])) for k in ("score", "success")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -108,25 +109,36 @@ def train(
 
 
 def plot_curves(log_path: str | Path, png_path: str | Path) -> Path:
-    """Loss and held-out success per task against training steps, as a PNG."""
+    """Loss and held-out success per task against training steps of one run's log.jsonl, as a PNG."""
+    rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    return plot_rows(rows, png_path)
+
+
+def plot_rows(rows: list[dict], png_path: str | Path, boundaries: Sequence[tuple[int, str]] = ()) -> Path:
+    """Plot log rows ({"step", "loss"} and {"step", "eval"}); ``boundaries`` mark where runs begin."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
     losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     evals = [(r["step"], r["eval"]) for r in rows if "eval" in r]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     if losses:
-        axes[0].plot(*zip(*losses, strict=True), lw=1)
+        axes[0].plot(*zip(*losses, strict=True), lw=0.8)
     axes[0].set(xlabel="step", ylabel="flow-matching loss", yscale="log", title="training loss")
     tasks = sorted({t for _, e in evals for t in e if t != "mean"})
     for t in tasks:
-        axes[1].plot([s for s, _ in evals], [e[t]["success"] for _, e in evals], marker="o", label=t)
+        points = [(s, e[t]["success"]) for s, e in evals if t in e]
+        axes[1].plot(*zip(*points, strict=True), marker="o", ms=3, label=t)
     axes[1].set(xlabel="step", ylabel="success rate (held-out)", ylim=(-0.02, 1.02), title="held-out success")
+    for ax in axes:
+        for step, label in boundaries:
+            ax.axvline(step, color="grey", lw=0.6, ls="--")
+            ax.annotate(label, (step, 1), xycoords=("data", "axes fraction"), fontsize=7, rotation=90,
+                        va="top", ha="right", color="grey")  # fmt: skip
     if tasks:
-        axes[1].legend(fontsize=8)
+        axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
