@@ -22,14 +22,14 @@ import numpy as np
 from cos_jax.pipelines.toy import load_toy
 from cos_jax.tasks import ID_TASKS, OOD_TASKS, get_task, still_video
 from cos_jax.tasks.video_io import atomic_write
-from cos_jax.train.evaluate import entry_label, evaluate, held_out_samples, parse_entry
+from cos_jax.train.evaluate import entry_label, evaluate, held_out_samples, parse_entry, sample_label
 
 
 def baselines(samples) -> dict:
     rows: dict[str, dict[str, list]] = {}
     for s in samples:
         task = get_task(s.task)
-        row = rows.setdefault(entry_label(s), {"gt": [], "still": [], "wrong": []})
+        row = rows.setdefault(sample_label(s), {"gt": [], "still": [], "wrong": []})
         for name, video in (("gt", s.video), ("still", still_video(s)), ("wrong", task.wrong_video(s))):
             result = task.score(video, s.meta)
             row[name].append((result.score, float(result.success)))
@@ -68,17 +68,18 @@ def main():
     p.add_argument("--out", required=True)
     args = p.parse_args()
     model, spec = load_toy(args.weights)
-    samples = held_out_samples(args.tasks, args.per_task, spec)
+    labels = list(dict.fromkeys(map(entry_label, args.tasks)))  # the report keys; maze@2 and maze are one
+    samples = held_out_samples(labels, args.per_task, spec)
     t0 = time.perf_counter()
     parts = [evaluate(model, spec, samples[i : i + args.chunk], args.steps, args.guidance, seed=i)
              for i in range(0, len(samples), args.chunk)]  # fmt: skip
     seconds = time.perf_counter() - t0
     report = {}
-    for t in args.tasks:
+    for t in labels:
         rows = [(part[t]["score"], part[t]["success"], part[t]["n"]) for part in parts if t in part]
         n = sum(r[2] for r in rows)
         report[t] = {k: sum(r[i] * r[2] for r in rows) / n for i, k in ((0, "score"), (1, "success"))} | {"n": n}
-    in_domain = [t for t in args.tasks if "@" not in t and get_task(t).split == "id"]  # the level-2 ID rows
+    in_domain = [t for t in labels if "@" not in t and get_task(t).split == "id"]  # the level-2 ID rows
     if in_domain:
         report["mean"] = {k: float(np.mean([report[t][k] for t in in_domain])) for k in ("score", "success")}
     base = baselines(samples)

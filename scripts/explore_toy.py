@@ -22,7 +22,7 @@ from cos_jax.pipelines.toy import decode_video, generate, load_toy, toy_sampling
 from cos_jax.tasks import get_task
 from cos_jax.tasks.exploration import explore
 from cos_jax.tasks.video_io import atomic_write
-from cos_jax.train.evaluate import entry_label, held_out_samples
+from cos_jax.train.evaluate import held_out_samples, sample_label
 
 
 def summarise(diags: list[dict]) -> dict:
@@ -55,7 +55,7 @@ def main():
     per_entry: dict[str, list[dict]] = {}
     for w, sample in enumerate(tqdm(samples, desc="diagnostics", unit="sample")):
         diag = explore(get_task(sample.task), list(x0[:, w]), sample.meta)
-        per_entry.setdefault(entry_label(sample), []).append(diag | {"activations": None})
+        per_entry.setdefault(sample_label(sample), []).append(diag | {"activations": None})
     report = {"meta": vars(args), "entries": {k: summarise(v) for k, v in per_entry.items()}}
     out = Path(args.out)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))

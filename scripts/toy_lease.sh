@@ -7,20 +7,13 @@
 set -euo pipefail
 out=$1 budget=$2 counts=$3 init=${4:-cos_jax/assets/toy/toy_ema.npz} extra=${5:-}
 mkdir -p "$out"
-python3 - "$out" "$counts" > "$out/gen.log" 2>&1 <<'PY' &
-import sys, numpy as np
-from cos_jax.train.data import task_arrays
-from cos_jax.wan.toy import ToySpec
-spec = ToySpec()
-counts = {k: int(v) for k, v in (item.split("=") for item in sys.argv[2].split(","))}
-data = task_arrays(list(counts), counts, spec.resolution, spec.frames, spec.dit.text_len)
-np.savez(sys.argv[1] + "/data.tmp.npz", **data)
-PY
+python3 scripts/train_toy.py --out "$out" --counts "$counts" --data-cache "$out/data.npz" --prepare-data \
+    > "$out/gen.log" 2>&1 &
 gen=$!
 # settings already benchmarked on this kind of machine can be given as OUT/train_bench.jsonl
 [ -s "$out/train_bench.jsonl" ] || python3 scripts/bench_train.py --settings 512:none 1024:dots 1024:full \
     --repeats 15 --out "$out/train_bench.jsonl"
-wait $gen && mv "$out/data.tmp.npz" "$out/data.npz"
+wait $gen
 read -r batch remat unroll attention steps eval_every < <(python3 - "$out/train_bench.jsonl" "$budget" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cos_jax.tasks.video_io import atomic_write
 from cos_jax.train.evaluate import evaluate, held_out_samples
 from cos_jax.train.flow import TrainConfig
 from cos_jax.train.run import plot_curves, train
@@ -52,6 +53,7 @@ def main():
     )
     p.add_argument("--init", default=None, help="weights .npz to start from")
     p.add_argument("--data-cache", default=None, help=".npz to reuse generated data across runs")
+    p.add_argument("--prepare-data", action="store_true", help="only generate the data into --data-cache")
     args = p.parse_args()
 
     spec = ToySpec()
@@ -61,6 +63,8 @@ def main():
     if args.counts:
         args.tasks = list(counts)
     cache = Path(args.data_cache) if args.data_cache else None
+    if args.prepare_data and cache is None:
+        p.error("--prepare-data needs --data-cache PATH to write the data to")
     if cache is not None and cache.exists():
         with np.load(cache) as f:
             data = {k: f[k] for k in f.files}
@@ -69,8 +73,10 @@ def main():
 
         data = task_arrays(args.tasks, counts, spec.resolution, spec.frames, spec.dit.text_len)
         if cache is not None:
-            np.savez(cache, **data)
+            atomic_write(cache, lambda tmp: np.savez(tmp, **data))
     print(f"training data: {len(data['video'])} samples of {args.tasks}")
+    if args.prepare_data:
+        return
     eval_tasks = args.eval_tasks or args.tasks + (["maze@1"] if "maze" in args.tasks else [])
     samples = held_out_samples(eval_tasks, args.eval_per_task, spec)
     summary = train(spec, cfg, data, args.out, evaluate_fn=partial(evaluate, spec=spec, samples=samples),

@@ -20,10 +20,15 @@ def parse_entry(entry: str) -> tuple[str, int]:
     return name, int(level) if level else EVAL_DIFFICULTY
 
 
-def entry_label(sample) -> str:
-    """The report key of a sample: its task name, with ``@difficulty`` unless at the default level."""
-    level = sample.meta["difficulty"]
-    return sample.task if level == EVAL_DIFFICULTY else f"{sample.task}@{level}"
+def entry_label(entry: str) -> str:
+    """The report key of an entry: its task name, with ``@difficulty`` unless at the default level."""
+    name, level = parse_entry(entry)
+    return name if level == EVAL_DIFFICULTY else f"{name}@{level}"
+
+
+def sample_label(sample) -> str:
+    """The report key of a held-out sample (the `entry_label` of its task and difficulty)."""
+    return entry_label(f"{sample.task}@{sample.meta['difficulty']}")
 
 
 def held_out_samples(entries: Sequence[str], per_task: int, spec: ToySpec, start: int = 0):
@@ -45,7 +50,7 @@ def evaluate(model: ToyModel, spec: ToySpec, samples, steps: int = 50, guidance:
     rows: dict[str, list] = {}
     for sample, video in zip(samples, videos, strict=True):
         result = get_task(sample.task).score(video, sample.meta)
-        rows.setdefault(entry_label(sample), []).append((result.score, float(result.success)))
+        rows.setdefault(sample_label(sample), []).append((result.score, float(result.success)))
     report = {t: {"score": float(np.mean([r[0] for r in v])), "success": float(np.mean([r[1] for r in v])), "n": len(v)}
               for t, v in rows.items()}  # fmt: skip
     report["mean"] = {k: float(np.mean([report[t][k] for t in rows])) for k in ("score", "success")}
