@@ -338,7 +338,7 @@ def _manifest(src: str, found, jobs: list[_Job], tokenizer, dtype: str, total: i
             "layout": j.layout,
             "config": j.kind.config_to_dict(j.config),
             "preset": j.kind.preset(j.config),
-            "dtype": str(j.dtype) if j.dtype != np.float32 else "float32",
+            "dtype": str(np.dtype(j.dtype)),
             "source_files": [relative(f) for f in j.source.files],
             "tensors": len(j.source.infos),
             **({"loras": [lora.summary() for lora in j.loras]} if j.kind.name == "wan_dit" else {}),

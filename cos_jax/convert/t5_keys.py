@@ -11,7 +11,15 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from cos_jax.convert.dit_keys import KeyMismatchError, KeyRule, Layout, _set, forward_transform, match_sources
+from cos_jax.convert.dit_keys import (
+    KeyMismatchError,
+    KeyRule,
+    Layout,
+    _set,
+    forward_transform,
+    is_stacked,
+    match_sources,
+)
 from cos_jax.convert.load import fill_module, flatten_params
 from cos_jax.wan.t5 import T5Config, UMT5Encoder, abstract_umt5
 
@@ -65,10 +73,6 @@ def plan_t5_sources(names, cfg: T5Config, layout: Layout) -> list[tuple[KeyRule,
                     renamed[name] = alias
     plan = match_sources(names, T5_RULES, cfg.num_layers, layout, what="umT5 ", hint=f"; is {cfg} the checkpoint's?")
     return [(rule, [renamed.get(n, n) for n in ns]) for rule, ns in plan]
-
-
-def is_stacked(rule: KeyRule) -> bool:
-    return "{i}" in rule.diffusers
 
 
 def t5_params(state_dict: Mapping[str, np.ndarray], cfg: T5Config, layout: Layout | None = None) -> dict:

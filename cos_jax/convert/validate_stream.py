@@ -32,7 +32,7 @@ from cos_jax.convert.convert import release_freed_memory
 from cos_jax.convert.dit_keys import DIT_RULES, forward_transform, is_stacked, plan_sources, target_shapes
 from cos_jax.convert.kinds import KINDS, check_shapes, real_name
 from cos_jax.convert.layouts import resolve_component
-from cos_jax.convert.load import fill_module
+from cos_jax.convert.load import fill_module, flatten_params
 from cos_jax.convert.validate import Check, ValidationResult, relative_error, round_to, torch_model
 from cos_jax.wan.config import DiTConfig
 from cos_jax.wan.dit import BlockInputs, WanBlock, abstract_dit
@@ -163,7 +163,7 @@ class _Cos:
     def __init__(self, outer_flat: dict, cfg: DiTConfig):
         empty = abstract_dit(cfg.replace(num_layers=0))
         blocks = nnx.to_pure_dict(nnx.state(empty.blocks, nnx.Param))
-        zeros = {f"blocks.{k}": np.zeros(v.shape, np.float32) for k, v in _flatten(blocks).items()}
+        zeros = {f"blocks.{k}": np.zeros(v.shape, np.float32) for k, v in flatten_params(blocks).items()}
         outer = fill_module(empty, {**outer_flat, **zeros}, F32, f"DiT embeddings and head ({cfg})")
         self.patch_grid = outer.patch_grid
         self.outer_def, self.outer_state = nnx.split(outer)
@@ -184,16 +184,6 @@ class _Cos:
     def head(self, hidden, inputs: BlockInputs, latent_shape) -> np.ndarray:
         grid = self.patch_grid(latent_shape)
         return np.asarray(_head(self.outer_def, self.outer_state, jnp.asarray(hidden), inputs, grid))
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _time_rows(inputs: BlockInputs) -> np.ndarray:
