@@ -5,7 +5,7 @@ in early denoising steps before committing (Chain-of-Steps), or commit at once?
 
 For every sample, the candidate activations of x̂0 at each of the 50 steps (the demo's diagnostics,
 `cos_jax.tasks.exploration`), summarised per entry: mean and max breadth, the share of samples with
-more than one live candidate at some step, argmax switches, the mean commit step, and how often the
+more than one live candidate at some step, argmax switches, the mean commit and prune steps, and how often the
 committed answer is right.
 """
 
@@ -33,6 +33,7 @@ def summarise(diags: list[dict]) -> dict:
         "mean_max_breadth": float(np.mean([d["max_breadth"] for d in diags])),
         "switched": float(np.mean([d["switches"] > 0 for d in diags])),
         "mean_commit_step": float(np.mean(commits)) if commits else None,
+        "mean_prune_step": float(np.mean([d["prune_step"] for d in diags])),
         "committed_correct": float(np.mean([d["committed_correct"] for d in diags])),
     }
 
@@ -40,7 +41,7 @@ def summarise(diags: list[dict]) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None, help="weights .npz (default: the shipped toy)")
-    p.add_argument("--tasks", nargs="+", default=["select_next", "tictactoe", "maze@1", "maze"])
+    p.add_argument("--tasks", nargs="+", default=["select_next", "tictactoe", "tictactoe_two", "maze@1", "maze"])
     p.add_argument("--per-task", type=int, default=16)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--guidance", type=float, default=5.0)

@@ -20,6 +20,9 @@ RUNS = [  # (log, steps kept, label)
     ("run2/log.jsonl", 3236, "run 2: maze-heavy"),
     ("run4/lease_a/log.jsonl", 2000, "run 4a: 8 tasks, batch 1024"),
     ("run4/lease_b/log.jsonl", 3041, "run 4b: 8 tasks, batch 1024"),
+    ("run4/lease_c/log.jsonl", 2194, "run 4c: 8 tasks, lr 2e-4"),
+    ("run5/lease_a/log.jsonl", 4721, "run 5a: + tic-tac-toe two wins"),
+    ("run5/lease_b/log.jsonl", 4643, "run 5b: two wins, balanced"),
 ]
 
 

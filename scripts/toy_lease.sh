@@ -3,7 +3,7 @@
 #   bash scripts/toy_lease.sh OUT BUDGET_S COUNTS [INIT] [EXTRA_TRAIN_ARGS]   (e.g. "--lr 2e-4")
 # 1. generates the training data in the background (CPU pool) while 2. benchmarking training settings,
 # 3. starts scripts/train_toy.py detached (setsid) with the fastest batch, sized so its cosine schedule
-# ends at the time budget, then scripts/eval_toy.py (100 held-out seeds per task) on the result. Poll OUT/train.log; OUT/weights.npz, log.jsonl, curves.png appear as it runs.
+# ends at the time budget, then scripts/eval_toy.py (100 held-out seeds per task) and scripts/explore_toy.py on the result. Poll OUT/train.log; OUT/weights.npz, log.jsonl, curves.png appear as it runs.
 set -euo pipefail
 out=$1 budget=$2 counts=$3 init=${4:-cos_jax/assets/toy/toy_ema.npz} extra=${5:-}
 mkdir -p "$out"
@@ -27,5 +27,6 @@ echo "training: batch $batch remat $remat unroll $unroll attention $attention st
 setsid nohup bash -c "python3 scripts/train_toy.py --out $out --counts $counts --data-cache $out/data.npz \
     --init $init --batch $batch --remat $remat --scan-unroll $unroll --attention $attention --steps $steps \
     --warmup 300 --time-budget $budget $extra \
-    --eval-every $eval_every && python3 scripts/eval_toy.py --weights $out/weights.npz --out $out/eval.json" \
+    --eval-every $eval_every && python3 scripts/eval_toy.py --weights $out/weights.npz --out $out/eval.json \
+    && python3 scripts/explore_toy.py --weights $out/weights.npz --per-task 32 --out $out/exploration.json" \
     > "$out/train.log" 2>&1 < /dev/null &

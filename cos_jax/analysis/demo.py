@@ -17,7 +17,7 @@ from cos_jax.analysis.figures import save_activation_figure, save_grid_figure, s
 from cos_jax.pipelines.toy import decode_video, generate, load_toy, toy_sampling
 from cos_jax.train.evaluate import held_out_samples
 
-DEMO_TASKS = ("select_next", "tictactoe", "maze")
+DEMO_TASKS = ("select_next", "tictactoe", "tictactoe_two", "maze")
 
 
 def run_demo(out: str | Path = "demo_out", per_task: int = 2, steps: int = 50, guidance: float = 5.0,
@@ -50,10 +50,10 @@ def run_demo(out: str | Path = "demo_out", per_task: int = 2, steps: int = 50, g
         row = {"sample": name, "task": sample.task, "score": round(result.score, 4), "success": result.success}
         if task.multiple_choice or sample.task == "maze":
             diag = explore(task, list(x0_videos[:, w]), sample.meta)
-            correct = task.correct_candidate(sample.meta)
+            correct = task.correct_candidates(sample.meta)
             title = f"{sample.task}: candidates over steps"
             save_activation_figure(out / f"{name}_exploration.png", diag["activations"], correct, title)
-            row.update(max_breadth=diag["max_breadth"], commit_step=diag["commit_step"], switches=diag["switches"])
+            row.update({k: diag[k] for k in ("max_breadth", "prune_step", "commit_step", "switches")})
             (out / f"{name}_exploration.json").write_text(json.dumps(diag, indent=1))
         rows.append(row)
     report = {"rows": rows, "steps": steps, "guidance": guidance,
@@ -67,9 +67,12 @@ def run_demo(out: str | Path = "demo_out", per_task: int = 2, steps: int = 50, g
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'sample':<16} {'score':>6} {'success':>8} {'breadth':>8} {'commit':>7} {'switches':>9}"
+    head = f"{'sample':<18} {'score':>6} {'success':>8} {'breadth':>8} {'pruned':>7} {'commit':>7} {'switches':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['sample']:<16} {r['score']:>6.3f} {r['success']!s:>8} {r.get('max_breadth', '-')!s:>8} "
-                     f"{r.get('commit_step', '-')!s:>7} {r.get('switches', '-')!s:>9}")  # fmt: skip
+        diag = " ".join(f"{r.get(k, '-')!s:>{w}}" for k, w in (("max_breadth", 8), ("prune_step", 7),
+                                                                 ("commit_step", 7), ("switches", 9)))  # fmt: skip
+        lines.append(f"{r['sample']:<18} {r['score']:>6.3f} {r['success']!s:>8} {diag}")
+    lines.append("breadth: most candidates live at once in x̂0; pruned: step from which at most one stays live;")
+    lines.append("commit: step from which the final answer leads; switches: changes of the leading candidate")
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +44,8 @@ def save_grid_figure(path: str | Path, grid: np.ndarray, steps: Sequence[int], f
     plt.close(fig)
 
 
-def save_activation_figure(path: str | Path, activations: np.ndarray, correct: int, title: str):
-    """Per-candidate activation across denoising steps (breadth, then commitment)."""
+def save_activation_figure(path: str | Path, activations: np.ndarray, correct: Collection[int], title: str):
+    """Per-candidate activation across denoising steps (breadth, then commitment); right answers drawn bold."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,7 +55,7 @@ def save_activation_figure(path: str | Path, activations: np.ndarray, correct: i
     fig, ax = plt.subplots(figsize=(5, 3))
     for k in range(a.shape[1]):
         ax.plot(
-            a[:, k], lw=2.5 if k == correct else 1.2, label=f"candidate {k}" + (" (correct)" if k == correct else "")
+            a[:, k], lw=2.5 if k in correct else 1.2, label=f"candidate {k}" + (" (correct)" if k in correct else "")
         )
     ax.set(xlabel="denoising step", ylabel="activation in x̂0", ylim=(-0.02, 1.02), title=title)
     ax.legend(fontsize=7)

@@ -16,7 +16,7 @@ from cos_jax.tasks.permanence import Permanence
 from cos_jax.tasks.rotation import Rotation
 from cos_jax.tasks.select_next import SelectNext
 from cos_jax.tasks.symmetry import Symmetry
-from cos_jax.tasks.tictactoe import TicTacToe
+from cos_jax.tasks.tictactoe import TicTacToe, TicTacToeTwo
 from cos_jax.tasks.waypoints import Waypoints
 
 TASKS: dict[str, Task] = {
@@ -34,6 +34,7 @@ TASKS: dict[str, Task] = {
         Bounce(),
         Clock(),
         TicTacToe(),
+        TicTacToeTwo(),
     )
 }
 ID_TASKS = tuple(n for n, t in TASKS.items() if t.split == "id")

@@ -10,16 +10,25 @@ from cos_jax.tasks import palette
 from cos_jax.tasks.base import LOGICAL, to_px
 
 
-def block_fractions(labels: np.ndarray, res: int, x0: float, y0: float, block: float, rows: int, cols: int):
-    """Fraction of each palette colour in every block: (..., rows, cols, n_colours) from (..., H, W) labels."""
+def _blocks(values: np.ndarray, res: int, x0: float, y0: float, block: float, rows: int, cols: int) -> np.ndarray:
+    """(..., H, W, *rest) → (..., rows, b, cols, b, *rest): the pixels of each block of a unit grid."""
     u = res / LOGICAL
     b = to_px(block, u) - to_px(0, u)
     px0, py0 = to_px(x0, u), to_px(y0, u)
-    region = labels[..., py0 : py0 + rows * b, px0 : px0 + cols * b]
-    lead = region.shape[:-2]
-    region = region.reshape(*lead, rows, b, cols, b)
+    region = values[..., py0 : py0 + rows * b, px0 : px0 + cols * b]
+    return region.reshape(*region.shape[:-2], rows, b, cols, b)
+
+
+def block_fractions(labels: np.ndarray, res: int, x0: float, y0: float, block: float, rows: int, cols: int):
+    """Fraction of each palette colour in every block: (..., rows, cols, n_colours) from (..., H, W) labels."""
+    region = _blocks(labels, res, x0, y0, block, rows, cols)
     onehot = region[..., None] == np.arange(len(palette.NAMES), dtype=np.int8)
     return onehot.mean(axis=(-4, -2))
+
+
+def block_means(values: np.ndarray, res: int, x0: float, y0: float, block: float, rows: int, cols: int):
+    """Mean of a per-pixel map in every block: (..., rows, cols) from (..., H, W)."""
+    return _blocks(values, res, x0, y0, block, rows, cols).mean(axis=(-3, -1))
 
 
 def bfs(start, neighbours) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 
 from cos_jax.tasks import palette
 from cos_jax.tasks.base import LOGICAL, Canvas, Sample, ScoreResult, Task, active_frames, progress, weighted
-from cos_jax.tasks.grid import bfs, bfs_path, block_fractions
+from cos_jax.tasks.grid import bfs, bfs_path, block_fractions, block_means
 
 CELLS = {1: 4, 2: 5, 3: 7}  # maze cells per side
 PATH_RANGE = {1: (2, 6), 2: (4, 12), 3: (13, 24)}  # shortest-path moves (difficulty 3: beyond training)
@@ -152,13 +152,18 @@ class Maze(Task):
         lat, block, origin = geometry(meta["params"]["cells"])
         return block_fractions(palette.decode(frames), meta["resolution"], origin, origin, block, lat, lat)
 
-    def candidate_activations(self, frames, meta):
-        f = self._fractions(frames[-1], meta)
-        marked = (f[..., G["yellow"]] + f[..., G["green"]]) >= ON
+    def candidate_activations(self, frames, meta, soft=False):
+        lat, block, origin = geometry(meta["params"]["cells"])
+        if soft:  # how far each block moved toward trail or agent colour
+            trail = np.maximum(*(self.mark_map(frames[-1], meta, c, soft=True) for c in ("yellow", "green")))
+            marked = block_means(trail, meta["resolution"], origin, origin, block, lat, lat)
+        else:
+            f = self._fractions(frames[-1], meta)
+            marked = (f[..., G["yellow"]] + f[..., G["green"]]) >= ON
         return np.array([np.mean([marked[b] for b in c]) if c else 0.0 for c in self._candidates(meta)])
 
-    def correct_candidate(self, meta):
-        return 0
+    def correct_candidates(self, meta):
+        return (0,)
 
     def score_frames(self, frames, meta) -> ScoreResult:
         p, sol = meta["params"], meta["solution"]

@@ -82,3 +82,18 @@ def majority(labels: np.ndarray) -> tuple[int, float]:
     counts = np.bincount(known, minlength=len(NAMES))
     k = int(counts.argmax())
     return k, float(counts[k] / flat.size)
+
+
+def toward(frames: np.ndarray, reference: np.ndarray, name: str) -> np.ndarray:
+    """How far each pixel has moved from ``reference`` toward palette colour ``name``, in [0, 1].
+
+    Linear in blends (a half-drawn mark reads 0.5), so it reads the superposed candidates of an x̂0 that
+    `decode` maps to ``UNKNOWN``; 0 wherever the reference pixel is already near that colour.
+    """
+    target = RGB[LABEL[name]]
+    ref = np.asarray(reference, dtype=np.float32)
+    d = target - ref
+    norm2 = (d * d).sum(-1)
+    moved = ((np.asarray(frames, dtype=np.float32) - ref) * d).sum(-1)
+    far = norm2 > MAX_DISTANCE**2
+    return np.where(far, np.clip(moved / np.where(far, norm2, 1.0), 0.0, 1.0), 0.0)

@@ -99,13 +99,13 @@ class SelectNext(Task):
     def wrong_video(self, sample: Sample) -> np.ndarray:
         return self._video(sample.meta, (sample.meta["solution"]["answer"] + 1 + sample.meta["seed"] % 3) % 4)
 
-    def candidate_activations(self, frames, meta):
-        labels = palette.decode(frames[-1])
+    def candidate_activations(self, frames, meta, soft=False):
+        red = self.mark_map(frames[-1], meta, "red", soft)
         cv = Canvas(meta["resolution"])
-        return np.array([palette.fraction(labels[ring_mask(cv, k)], "red") for k in range(4)])
+        return np.array([float(red[ring_mask(cv, k)].mean()) for k in range(4)])
 
-    def correct_candidate(self, meta):
-        return meta["solution"]["answer"]
+    def correct_candidates(self, meta):
+        return (meta["solution"]["answer"],)
 
     def score_frames(self, frames, meta) -> ScoreResult:
         a = self.candidate_activations(frames, meta)

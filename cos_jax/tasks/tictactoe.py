@@ -1,8 +1,15 @@
-"""Tic-tac-toe, win in one: X to move has exactly one winning cell; mark it (DVR's multi-path example)."""
+"""Tic-tac-toe, win in one: X to move marks a winning cell (DVR's multi-path example).
+
+`TicTacToe` boards have exactly one winning cell. `TicTacToeTwo` boards have two, and either one is right.
+Its ground-truth video marks one of them, chosen by the sample's seed, so training data holds both
+answers of each board. A model trained on it should keep both in its early x̂0 and then commit to one:
+multi-path exploration by construction.
+"""
 
 from __future__ import annotations
 
 from functools import cache
+from typing import ClassVar
 
 import numpy as np
 
@@ -34,8 +41,8 @@ def winning_moves(board: tuple[int, ...], side: int) -> list[int]:
 
 
 @cache
-def positions() -> tuple[tuple[int, ...], ...]:
-    """All boards reachable in legal play, X to move, nobody has won, X has exactly one winning move."""
+def positions(wins: int = 1) -> tuple[tuple[int, ...], ...]:
+    """All boards reachable in legal play, X to move, nobody has won, X has exactly ``wins`` winning moves."""
     seen: set[tuple[int, ...]] = set()
     stack = [(0,) * 9]
     while stack:
@@ -49,21 +56,23 @@ def positions() -> tuple[tuple[int, ...], ...]:
         for i in range(9):
             if b[i] == 0:
                 stack.append((*b[:i], side, *b[i + 1 :]))
-    good = [b for b in seen if b.count(1) == b.count(2) and not winner(b) and len(winning_moves(b, 1)) == 1]
+    good = [b for b in seen if b.count(1) == b.count(2) and not winner(b) and len(winning_moves(b, 1)) == wins]
     return tuple(sorted(good))
 
 
 @cache
-def pool_for(difficulty: int) -> tuple[tuple[int, ...], ...]:
+def pool_for(difficulty: int, wins: int = 1) -> tuple[tuple[int, ...], ...]:
     """Boards of a difficulty: 1 = at most 4 pieces and no O threat, 2 = at most 6 pieces,
-    3 = exactly 6 pieces with an O threat. Every board keeps at least 3 empty cells."""
+    3 = exactly 6 pieces with an O threat. Every board keeps at least 3 empty cells.
+    Two winning cells need three X, so those boards all have 6 pieces (level 1: no O threat)."""
 
     def ok(b):
         pieces = 9 - b.count(0)
         threat = bool(winning_moves(b, 2))
-        return pieces <= 6 and {1: pieces <= 4 and not threat, 2: True, 3: pieces >= 6 and threat}[difficulty]
+        few = pieces <= 4 if wins == 1 else True
+        return pieces <= 6 and {1: few and not threat, 2: True, 3: pieces >= 6 and threat}[difficulty]
 
-    return tuple(b for b in positions() if ok(b))
+    return tuple(b for b in positions(wins) if ok(b))
 
 
 def cell_box(i: int) -> tuple[float, float, float, float]:
@@ -92,13 +101,20 @@ class TicTacToe(Task):
     split = "id"
     vbvr = "none (multi-path example of Demystifying Video Reasoning)"
     multiple_choice = True
+    wins: ClassVar[int] = 1  # winning cells per board
 
     def sample_params(self, rng, difficulty):
-        pool = pool_for(difficulty)
+        pool = pool_for(difficulty, self.wins)
         return {"board": list(pool[int(rng.integers(len(pool)))])}
 
     def solve(self, params):
-        return {"win_cell": winning_moves(tuple(params["board"]), 1)[0]}
+        return {"win_cells": winning_moves(tuple(params["board"]), 1)}
+
+    def drawn_cell(self, meta) -> int:
+        """The winning cell the ground-truth video marks: where there are several, one drawn uniformly from
+        the seed (not its parity: split seeds are mostly multiples of 1000, which would favour one answer)."""
+        cells = meta["solution"]["win_cells"]
+        return cells[int(np.random.default_rng(meta["seed"]).integers(len(cells)))]
 
     def prompt(self, params):
         return (
@@ -109,9 +125,9 @@ class TicTacToe(Task):
 
     def check_difficulty(self, params, solution, difficulty):
         b = tuple(params["board"])
-        assert b in positions() and winning_moves(b, 1) == [solution["win_cell"]]
+        assert b in positions(self.wins) and winning_moves(b, 1) == solution["win_cells"]
         if difficulty == 1:
-            assert 9 - b.count(0) <= 4 and not winning_moves(b, 2)
+            assert 9 - b.count(0) <= (4 if self.wins == 1 else 6) and not winning_moves(b, 2)
         if difficulty == 3:
             assert winning_moves(b, 2) and 9 - b.count(0) >= 6
         assert b.count(0) >= 3
@@ -128,30 +144,27 @@ class TicTacToe(Task):
         return np.stack(frames)
 
     def render(self, meta):
-        return self._video(meta, meta["solution"]["win_cell"])
+        return self._video(meta, self.drawn_cell(meta))
 
     def wrong_video(self, sample: Sample) -> np.ndarray:
         board = sample.meta["params"]["board"]
-        empty = [i for i, v in enumerate(board) if v == 0 and i != sample.meta["solution"]["win_cell"]]
+        empty = [i for i, v in enumerate(board) if v == 0 and i not in sample.meta["solution"]["win_cells"]]
         return self._video(sample.meta, empty[sample.meta["seed"] % len(empty)])
 
-    def candidate_activations(self, frames, meta):
-        labels = palette.decode(frames[-1])
+    def candidate_activations(self, frames, meta, soft=False):
+        red = self.mark_map(frames[-1], meta, "red", soft)
         res = meta["resolution"]
-        return np.array(
-            [
-                palette.fraction(region_labels(labels, res, *cell_box(i)), "red") if v == 0 else 0.0
-                for i, v in enumerate(meta["params"]["board"])
-            ]
-        )
+        board = meta["params"]["board"]
+        return np.array([float(region_labels(red, res, *cell_box(i)).mean()) if v == 0 else 0.0
+                         for i, v in enumerate(board)])  # fmt: skip
 
-    def correct_candidate(self, meta):
-        return meta["solution"]["win_cell"]
+    def correct_candidates(self, meta):
+        return tuple(meta["solution"]["win_cells"])
 
     def score_frames(self, frames, meta) -> ScoreResult:
         a = self.candidate_activations(frames, meta)
         marked = set(np.flatnonzero(a >= ON).tolist())
-        win = meta["solution"]["win_cell"]
+        wins = set(meta["solution"]["win_cells"])
         n = len(marked)
         uniqueness = 1.0 if n == 1 else (0.0 if n == 0 else max(0.0, 1 - 0.3 * (n - 1)))
         ref = Canvas(meta["resolution"])
@@ -162,6 +175,15 @@ class TicTacToe(Task):
                 keep &= ~ref.rect_mask(*cell_box(i))
         ref_l, fin_l = palette.decode(ref.img)[keep], palette.decode(frames[-1])[keep]
         preserved = float((ref_l == fin_l).mean() >= 0.97)
-        subs = {"correct": float(marked == {win}), "uniqueness": uniqueness, "board_preserved": preserved}
+        correct = n == 1 and marked <= wins
+        subs = {"correct": float(correct), "uniqueness": uniqueness, "board_preserved": preserved}
         w = {"correct": 0.6, "uniqueness": 0.2, "board_preserved": 0.2}
-        return weighted(subs, w, success=marked == {win} and preserved == 1.0, gate=n > 0)
+        return weighted(subs, w, success=correct and preserved == 1.0, gate=n > 0)
+
+
+class TicTacToeTwo(TicTacToe):
+    """X has two winning cells; marking either one (and only one) is right."""
+
+    name = "tictactoe_two"
+    vbvr = "none (two valid answers: the multi-path exploration probe)"
+    wins = 2

@@ -39,6 +39,19 @@ def test_tictactoe_positions_have_exactly_one_win():
         assert len(winning_moves(board, 1)) == 1 and board.count(1) == board.count(2)
 
 
+def test_tictactoe_two_draws_either_win_and_scores_both_right():
+    task = TASKS["tictactoe_two"]
+    assert len(positions(2)) > 100 and all(len(winning_moves(b, 1)) == 2 for b in positions(2))
+    train = [task.generate_for_split("train", i, 2, 32, 9).meta for i in range(200)]
+    first = np.mean([task.drawn_cell(m) == m["solution"]["win_cells"][0] for m in train])
+    assert 0.4 < first < 0.6  # training videos show both answers about equally often
+    s = task.generate(5, 2, 32, 9)
+    answers = [task._video(s.meta, cell) for cell in s.meta["solution"]["win_cells"]]
+    assert all(task.score(v, s.meta).success for v in answers)  # marking either winning cell succeeds
+    assert not task.score(np.minimum(*answers), s.meta).success  # marking both is not an answer
+    assert not task.score(task.wrong_video(s), s.meta).success
+
+
 @pytest.mark.parametrize("name", list(TASKS))
 def test_train_test_hashes_disjoint(name):
     task = TASKS[name]
@@ -49,7 +62,7 @@ def test_train_test_hashes_disjoint(name):
 
 
 def test_split_and_categories():
-    assert len(TASKS) == 12 and len(ID_TASKS) == 8 and len(OOD_TASKS) == 4
+    assert len(TASKS) == 13 and len(ID_TASKS) == 9 and len(OOD_TASKS) == 4
     assert {TASKS[n].category for n in TASKS} == set(CATEGORIES)
     ood_categories = [TASKS[n].category for n in OOD_TASKS]
     assert len(set(ood_categories)) == 4  # one held-out task per category (Knowledge keeps all three)
