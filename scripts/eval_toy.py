@@ -22,7 +22,7 @@ import numpy as np
 from cos_jax.pipelines.toy import load_toy
 from cos_jax.tasks import ID_TASKS, OOD_TASKS, get_task, still_video
 from cos_jax.tasks.video_io import atomic_write
-from cos_jax.train.evaluate import entry_label, evaluate, held_out_samples, parse_entry, sample_label
+from cos_jax.train.evaluate import EVAL_DIFFICULTY, entry_label, evaluate, held_out_samples, parse_entry, sample_label
 
 
 def baselines(samples) -> dict:
@@ -79,7 +79,7 @@ def main():
         rows = [(part[t]["score"], part[t]["success"], part[t]["n"]) for part in parts if t in part]
         n = sum(r[2] for r in rows)
         report[t] = {k: sum(r[i] * r[2] for r in rows) / n for i, k in ((0, "score"), (1, "success"))} | {"n": n}
-    in_domain = [t for t in labels if "@" not in t and get_task(t).split == "id"]  # the level-2 ID rows
+    in_domain = [t for t in labels if parse_entry(t)[1] == EVAL_DIFFICULTY and get_task(t).split == "id"]
     if in_domain:
         report["mean"] = {k: float(np.mean([report[t][k] for t in in_domain])) for k in ("score", "success")}
     base = baselines(samples)

@@ -48,7 +48,7 @@ def run_demo(out: str | Path = "demo_out", per_task: int = 2, steps: int = 50, g
                          f"{sample.task}: x̂0 at each denoising step (rows) by frame (columns)")  # fmt: skip
         result = task.score(finals[w], sample.meta)
         row = {"sample": name, "task": sample.task, "score": round(result.score, 4), "success": result.success}
-        if task.multiple_choice or sample.task == "maze":
+        if task.multiple_choice:
             diag = explore(task, list(x0_videos[:, w]), sample.meta)
             correct = task.correct_candidates(sample.meta)
             title = f"{sample.task}: candidates over steps"

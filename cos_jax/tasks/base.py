@@ -252,24 +252,18 @@ class Task(ABC):
         return self.score_frames(v, meta)
 
     # -- exploration (multiple-choice and path tasks) -----------------------------------------------
-    def candidate_activations(self, frames: np.ndarray, meta: dict, soft: bool = False) -> np.ndarray:
+    def candidate_activations(self, frames: np.ndarray, meta: dict, problem: np.ndarray | None = None) -> np.ndarray:
         """Per-candidate activation in [0, 1] read from a video's last frame (multiple-choice tasks).
 
-        ``soft=False`` counts pixels decoded to the answer colour (the scorer's reading); ``soft=True``
-        measures how far pixels moved from the problem frame toward it (`palette.toward`), which also reads
-        candidates that an x̂0 holds superposed at partial strength.
+        Without ``problem`` it counts pixels decoded to the answer colour (the scorer's reading). Given the
+        problem frame it measures how far pixels moved from it toward that colour (`palette.presence`),
+        which also reads candidates that an x̂0 holds superposed at partial strength.
         """
         raise NotImplementedError(f"{self.name} has no candidate answers")
 
     def correct_candidates(self, meta: dict) -> tuple[int, ...]:
         """Indices of the candidates that are right answers (several where a puzzle has several)."""
         raise NotImplementedError(f"{self.name} has no candidate answers")
-
-    def mark_map(self, frame: np.ndarray, meta: dict, colour: str, soft: bool) -> np.ndarray:
-        """Per-pixel presence of ``colour`` in one frame: decoded (0/1) or soft (see `candidate_activations`)."""
-        if soft:
-            return palette.toward(frame, self.render(meta)[0], colour)
-        return (palette.decode(frame) == palette.LABEL[colour]).astype(np.float32)
 
 
 def still_video(sample: Sample) -> np.ndarray:

@@ -60,12 +60,13 @@ def explore(task: Task, predictions: Sequence[np.ndarray], meta: dict, tau: floa
     Activations are soft by default (`Task.candidate_activations`): an x̂0 is a posterior mean, so
     candidates it holds at once appear blended, which the palette decoding of the scorers reads as nothing.
     """
+    problem = task.render(meta)[0] if soft else None  # the frame soft activations are measured from
     acts = []
     for pred in predictions:
         v = np.asarray(pred)
         v = v[None] if v.ndim == 3 else v
         v = prepare_frames(v, meta["resolution"], v.shape[0])
-        acts.append(task.candidate_activations(v, meta, soft=soft))
+        acts.append(task.candidate_activations(v, meta, problem))
     out = diagnostics(np.stack(acts), task.correct_candidates(meta), tau)
     out["activations"] = np.round(np.stack(acts), 6).tolist()
     return out

@@ -152,10 +152,10 @@ class Maze(Task):
         lat, block, origin = geometry(meta["params"]["cells"])
         return block_fractions(palette.decode(frames), meta["resolution"], origin, origin, block, lat, lat)
 
-    def candidate_activations(self, frames, meta, soft=False):
-        lat, block, origin = geometry(meta["params"]["cells"])
-        if soft:  # how far each block moved toward trail or agent colour
-            trail = np.maximum(*(self.mark_map(frames[-1], meta, c, soft=True) for c in ("yellow", "green")))
+    def candidate_activations(self, frames, meta, problem=None):
+        if problem is not None:  # how far each block moved toward trail or agent colour
+            lat, block, origin = geometry(meta["params"]["cells"])
+            trail = np.maximum(*(palette.presence(frames[-1], c, problem) for c in ("yellow", "green")))
             marked = block_means(trail, meta["resolution"], origin, origin, block, lat, lat)
         else:
             f = self._fractions(frames[-1], meta)

@@ -97,3 +97,11 @@ def toward(frames: np.ndarray, reference: np.ndarray, name: str) -> np.ndarray:
     moved = ((np.asarray(frames, dtype=np.float32) - ref) * d).sum(-1)
     far = norm2 > MAX_DISTANCE**2
     return np.where(far, np.clip(moved / np.where(far, norm2, 1.0), 0.0, 1.0), 0.0)
+
+
+def presence(frame: np.ndarray, name: str, problem: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel presence of colour ``name``: decoded 0/1 (the scorers' reading) without ``problem``;
+    with the problem frame, the soft `toward` reading that also sees partial-strength blends."""
+    if problem is None:
+        return (decode(frame) == LABEL[name]).astype(np.float32)
+    return toward(frame, problem, name)

@@ -99,8 +99,8 @@ class SelectNext(Task):
     def wrong_video(self, sample: Sample) -> np.ndarray:
         return self._video(sample.meta, (sample.meta["solution"]["answer"] + 1 + sample.meta["seed"] % 3) % 4)
 
-    def candidate_activations(self, frames, meta, soft=False):
-        red = self.mark_map(frames[-1], meta, "red", soft)
+    def candidate_activations(self, frames, meta, problem=None):
+        red = palette.presence(frames[-1], "red", problem)
         cv = Canvas(meta["resolution"])
         return np.array([float(red[ring_mask(cv, k)].mean()) for k in range(4)])
 

@@ -61,15 +61,20 @@ def positions(wins: int = 1) -> tuple[tuple[int, ...], ...]:
 
 
 @cache
+def fewest_pieces(wins: int = 1) -> int:
+    """Pieces on the smallest boards with ``wins`` winning cells (4 for one; 6 for two, which need three X)."""
+    return min(9 - b.count(0) for b in positions(wins))
+
+
+@cache
 def pool_for(difficulty: int, wins: int = 1) -> tuple[tuple[int, ...], ...]:
-    """Boards of a difficulty: 1 = at most 4 pieces and no O threat, 2 = at most 6 pieces,
-    3 = exactly 6 pieces with an O threat. Every board keeps at least 3 empty cells.
-    Two winning cells need three X, so those boards all have 6 pieces (level 1: no O threat)."""
+    """Boards of a difficulty: 1 = the fewest pieces and no O threat, 2 = at most 6 pieces,
+    3 = exactly 6 pieces with an O threat. Every board keeps at least 3 empty cells."""
 
     def ok(b):
         pieces = 9 - b.count(0)
         threat = bool(winning_moves(b, 2))
-        few = pieces <= 4 if wins == 1 else True
+        few = pieces == fewest_pieces(wins)
         return pieces <= 6 and {1: few and not threat, 2: True, 3: pieces >= 6 and threat}[difficulty]
 
     return tuple(b for b in positions(wins) if ok(b))
@@ -111,8 +116,8 @@ class TicTacToe(Task):
         return {"win_cells": winning_moves(tuple(params["board"]), 1)}
 
     def drawn_cell(self, meta) -> int:
-        """The winning cell the ground-truth video marks: where there are several, one drawn uniformly from
-        the seed (not its parity: split seeds are mostly multiples of 1000, which would favour one answer)."""
+        """The winning cell the ground-truth video marks: one drawn uniformly from the seed (split seeds are
+        mostly multiples of 1000, so the seed's parity would favour one answer)."""
         cells = meta["solution"]["win_cells"]
         return cells[int(np.random.default_rng(meta["seed"]).integers(len(cells)))]
 
@@ -127,7 +132,7 @@ class TicTacToe(Task):
         b = tuple(params["board"])
         assert b in positions(self.wins) and winning_moves(b, 1) == solution["win_cells"]
         if difficulty == 1:
-            assert 9 - b.count(0) <= (4 if self.wins == 1 else 6) and not winning_moves(b, 2)
+            assert 9 - b.count(0) == fewest_pieces(self.wins) and not winning_moves(b, 2)
         if difficulty == 3:
             assert winning_moves(b, 2) and 9 - b.count(0) >= 6
         assert b.count(0) >= 3
@@ -151,8 +156,8 @@ class TicTacToe(Task):
         empty = [i for i, v in enumerate(board) if v == 0 and i not in sample.meta["solution"]["win_cells"]]
         return self._video(sample.meta, empty[sample.meta["seed"] % len(empty)])
 
-    def candidate_activations(self, frames, meta, soft=False):
-        red = self.mark_map(frames[-1], meta, "red", soft)
+    def candidate_activations(self, frames, meta, problem=None):
+        red = palette.presence(frames[-1], "red", problem)
         res = meta["resolution"]
         board = meta["params"]["board"]
         return np.array([float(region_labels(red, res, *cell_box(i)).mean()) if v == 0 else 0.0

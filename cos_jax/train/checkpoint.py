@@ -81,6 +81,12 @@ def read_meta(path: str | os.PathLike) -> dict:
         return json.loads(str(data["meta_json"]))
 
 
+def total_steps(path: str | os.PathLike) -> int:
+    """Training steps behind a weights file, runs it continued from included (its own step if not recorded)."""
+    meta = read_meta(path)
+    return int(meta.get("total_steps", meta.get("step", 0)))
+
+
 def _flatten(tree, prefix: str = "") -> dict:
     out = {}
     for k, v in tree.items():

@@ -15,7 +15,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from cos_jax.parallel import make_mesh
-from cos_jax.train.checkpoint import load_weights, restore_state, save_state, save_weights
+from cos_jax.train.checkpoint import load_weights, restore_state, save_state, save_weights, total_steps
 from cos_jax.train.flow import TrainConfig, init_state, split_prompt_table, train_step
 from cos_jax.wan.toy import ToySpec, init_toy
 
@@ -48,6 +48,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     mesh = make_mesh(f"data={jax.device_count()}")
     model = init_toy(spec, cfg.seed)
+    prior_steps = total_steps(init_weights) if init_weights else 0  # steps behind the starting weights
     if init_weights:
         with np.load(init_weights) as f:
             tree = "params" if any(k.startswith("params/") for k in f.files) else "ema"
@@ -88,7 +89,8 @@ def train(
             if step % checkpoint_every == 0 or out_of_time or step == cfg.steps:
                 save_state(state_dir, state)
                 save_weights(out / "weights.npz", {"ema": state.ema, "params": state.params},
-                             {"step": step, "spec": repr(spec), "train": repr(cfg)})  # fmt: skip
+                             {"step": step, "total_steps": prior_steps + step, "spec": repr(spec),
+                              "train": repr(cfg)})  # fmt: skip
             if out_of_time:
                 print(f"time budget reached at step {step}; state saved")
                 break

@@ -50,13 +50,12 @@ def test_soft_activations_read_superposed_answers(name):
     s = task.generate(3, 2, 64, 17)
     wrong, right = task.wrong_video(s), s.video
     blend = ((wrong.astype(int) + right) // 2).astype(np.uint8)
-    a_right, a_wrong = (
-        task.candidate_activations(right, s.meta, soft=True),
-        task.candidate_activations(wrong, s.meta, soft=True),
-    )
+    problem = s.video[0]
+    a_right = task.candidate_activations(right, s.meta, problem)
+    a_wrong = task.candidate_activations(wrong, s.meta, problem)
     k, j = int(a_right.argmax()), int(a_wrong.argmax())
     assert k in task.correct_candidates(s.meta) and j != k and a_right[k] > 0.9 and a_wrong[j] > 0.9
-    soft, hard = task.candidate_activations(blend, s.meta, soft=True), task.candidate_activations(blend, s.meta)
+    soft, hard = task.candidate_activations(blend, s.meta, problem), task.candidate_activations(blend, s.meta)
     assert 0.35 < soft[k] < 0.65 and 0.35 < soft[j] < 0.65
     assert hard[k] < 0.15 and hard[j] < 0.15
-    assert np.allclose(task.candidate_activations(s.video[:1], s.meta, soft=True), 0.0)  # the problem frame
+    assert np.allclose(task.candidate_activations(s.video[:1], s.meta, problem), 0.0)  # the problem frame

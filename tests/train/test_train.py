@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cos_jax.train.checkpoint import load_weights, read_meta, restore_state, save_state, save_weights
+from cos_jax.train.checkpoint import load_weights, read_meta, restore_state, save_state, save_weights, total_steps
 from cos_jax.train.data import prompt_table
 from cos_jax.train.flow import TrainConfig, init_state, train_step
 from cos_jax.wan.config import DiTConfig
@@ -74,6 +74,9 @@ def test_weights_file_round_trip(tmp_path):
     for a, b in zip(jax.tree.leaves(nnx.state(fresh)), jax.tree.leaves(nnx.state(model)), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(jnp.asarray(b, jnp.bfloat16).astype(jnp.float32)))
     assert read_meta(path)["step"] == 7
+    assert total_steps(path) == 7  # no runs before it recorded: its own step
+    tree = {"ema": nnx.state(model, nnx.Param)}
+    assert total_steps(save_weights(tmp_path / "c.npz", tree, {"step": 7, "total_steps": 107})) == 107
     with pytest.raises(KeyError, match="does not fit the model"):
         load_weights(path, "params", init_toy(SPEC))
 
