@@ -7,6 +7,7 @@ import sys
 
 from cos_jax.bench import cli as bench_cli
 from cos_jax.convert import cli as convert_cli
+from cos_jax.experiments import cli as experiment_cli
 from cos_jax.sampling import cli as sampling_cli
 from cos_jax.tasks import cli as tasks_cli
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks_cli.add_commands(sub)
     convert_cli.add_commands(sub)
     bench_cli.add_commands(sub)
+    experiment_cli.add_commands(sub)
     demo = sub.add_parser("demo", help="the shipped toy world on held-out puzzles: videos, x̂0 grids, scores")
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--per-task", type=int, default=2)
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--weights", default=None, help="a toy weights .npz instead of the shipped one")
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
+    if args.command == "experiment":
+        args.argv = list(sys.argv[1:] if argv is None else argv)[2:]
+        return experiment_cli.main_with_errors(args)
     return args.func(args)
 
 

@@ -52,6 +52,7 @@ def sample(
     keep_steps: Sequence[int] | None = None,
     x0_dtype: str = "float32",
     x0_stride: int = 1,
+    keep_latents: bool = False,
     policy: str = "fp32",
     attention_backend: str = "auto",
     progress: bool = False,
@@ -62,7 +63,8 @@ def sample(
     (`official-t2v-a14b`, `official-i2v-a14b`, `official-ti2v-5b`, `paper`). The initial noise comes
     from `seeds` and `latent_shape` (F, H, W, C), or is given as `noise` [W, F, H, W, C]. `plan_seed` seeds
     the noise a plan injects. `keep_steps` selects the steps whose x̂0 is returned (default: all).
-    `x0_dtype` / `x0_stride` cast and spatially subsample the kept x̂0. `progress` shows a progress bar.
+    `x0_dtype` / `x0_stride` cast and spatially subsample the kept x̂0; `keep_latents` also keeps the
+    latent x_s the DiT saw at those steps (after the plan's noise). `progress` shows a progress bar.
     """
     config = sampling_preset(config) if isinstance(config, str) else config
     experts = tuple(model) if isinstance(model, tuple | list) else (model,)
@@ -75,7 +77,7 @@ def sample(
         if latent_shape is None:
             raise ValueError("pass latent_shape=(F, H, W, C) with seeds, or the initial noise itself")
         noise = initial_noise(seeds, tuple(latent_shape))
-    keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride)
+    keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride, keep_latents)
     plan = plan or Plan()
     _progress["bar"] = tqdm(total=config.steps, desc="denoising", unit="step") if progress else None
     try:
@@ -102,6 +104,7 @@ def sample(
         sigmas=schedule.sigmas,
         timesteps=schedule.timesteps,
         captures=None if capture is None else np.asarray(out["captures"]),
+        xs=None if out["xs"] is None else np.asarray(out["xs"]),
         capture_steps=None if capture is None else _slots_to_indices(capture.step_slot),
         capture_layers=None if capture is None else _slots_to_indices(capture.layer_slot),
         meta=meta,

@@ -51,22 +51,27 @@ jax.tree_util.register_dataclass(
 @dataclasses.dataclass(frozen=True)
 class KeepX0:
     """Which steps' x̂0 to return — a slot per step (-1 = drop; data) — and, static: the slot count, the
-    dtype, and a spatial stride (x̂0[:, :, ::stride, ::stride] is kept)."""
+    dtype, a spatial stride (x̂0[:, :, ::stride, ::stride] is kept) and whether the latent x_s the DiT saw
+    at those steps (after the plan's noise) is kept too, reduced the same way."""
 
     step_slot: jax.Array
     num_slots: int
     dtype: str = "float32"
     stride: int = 1
+    latents: bool = False
 
     def reduce(self, x0: jax.Array) -> jax.Array:
         return x0[:, :, :: self.stride, :: self.stride].astype(self.dtype)
 
 
-jax.tree_util.register_dataclass(KeepX0, data_fields=["step_slot"], meta_fields=["num_slots", "dtype", "stride"])
+jax.tree_util.register_dataclass(
+    KeepX0, data_fields=["step_slot"], meta_fields=["num_slots", "dtype", "stride", "latents"]
+)
 
 
-def keep_x0(num_steps: int, steps=None, dtype: str = "float32", stride: int = 1) -> KeepX0:
-    """Keep x̂0 at `steps` (None = every step), cast to `dtype`, every `stride`-th latent row and column."""
+def keep_x0(num_steps: int, steps=None, dtype: str = "float32", stride: int = 1, latents: bool = False) -> KeepX0:
+    """Keep x̂0 at `steps` (None = every step), cast to `dtype`, every `stride`-th latent row and column;
+    with `latents`, also the latent x_s the DiT saw at those steps."""
     steps = list(range(num_steps) if steps is None else steps)
     if any(not 0 <= s < num_steps for s in steps):
         raise ValueError(f"keep steps {steps} must lie in [0, {num_steps})")
@@ -74,7 +79,7 @@ def keep_x0(num_steps: int, steps=None, dtype: str = "float32", stride: int = 1)
         raise ValueError(f"x̂0 stride must be >= 1, got {stride}")
     slot = np.full(num_steps, -1, np.int32)
     slot[steps] = np.arange(len(steps))
-    return KeepX0(jnp.asarray(slot), len(steps), dtype, stride)
+    return KeepX0(jnp.asarray(slot), len(steps), dtype, stride, latents)
 
 
 def _per_world(a: jax.Array, worlds: int) -> jax.Array:
@@ -105,7 +110,8 @@ def run_trajectory(
     `on_step(i)`, if given, is called on the host after each step (progress bars); it does not change
     the computation.
 
-    Returns {"latent", "x0" [K, W, …], "captures" [steps, layers, branches, W, …] or None}.
+    Returns {"latent", "x0" [K, W, …], "xs" [K, W, …] (the DiT's input latents; with `keep.latents`, else
+    None), "captures" [steps, layers, branches, W, …] or None}.
     """
     schedule = config.schedule()
     sigmas = jnp.asarray(schedule.sigmas)
@@ -130,6 +136,7 @@ def run_trajectory(
         x = noise.astype(F32)
 
     x0_buffer = jnp.zeros((keep.num_slots + 1, *keep.reduce(x).shape), keep.dtype)
+    xs_buffer = jnp.zeros_like(x0_buffer) if keep.latents else None
     capture = plan.capture
     cap_buffer = None
     if capture is not None:
@@ -137,7 +144,7 @@ def run_trajectory(
         cap_buffer = jnp.zeros((capture.num_steps + 1, *per_step.shape), per_step.dtype)
 
     def step(model, guidance, carry, i):
-        x, solver_state, x0_prev, key, x0_buffer, cap_buffer = carry
+        x, solver_state, x0_prev, key, x0_buffer, xs_buffer, cap_buffer = carry
         sigma = sigmas[i]
         key, noise_key = jax.random.split(key)
         if plan.noise is not None:
@@ -157,13 +164,15 @@ def run_trajectory(
         if clean:
             x_next = (1 - keep_mask) * clean_latent + keep_mask * x_next
         x0_buffer = _write(x0_buffer, keep.step_slot[i], keep.reduce(x0))
+        if keep.latents:
+            xs_buffer = _write(xs_buffer, keep.step_slot[i], keep.reduce(x))
         if capture is not None:
             cap_buffer = _write(cap_buffer, capture.step_slot[i], state)
         if on_step is not None:
             jax.debug.callback(on_step, i)
-        return (x_next, solver_state, x0, key, x0_buffer, cap_buffer), None
+        return (x_next, solver_state, x0, key, x0_buffer, xs_buffer, cap_buffer), None
 
-    carry = (x, init_solver(x), jnp.zeros_like(x), key, x0_buffer, cap_buffer)
+    carry = (x, init_solver(x), jnp.zeros_like(x), key, x0_buffer, xs_buffer, cap_buffer)
     switch = config.switch_step() if len(experts) == 2 else config.steps
     phases = [(experts[0], config.guidance_high, 0, switch)]
     if len(experts) == 2:
@@ -171,8 +180,9 @@ def run_trajectory(
     for model, guidance, start, stop in phases:
         if stop > start:
             carry, _ = jax.lax.scan(partial(step, model, guidance), carry, jnp.arange(start, stop))
-    x, _, _, _, x0_buffer, cap_buffer = carry
+    x, _, _, _, x0_buffer, xs_buffer, cap_buffer = carry
     captures = None
     if capture is not None:
         captures = cap_buffer[:-1, :-1]
-    return {"latent": x, "x0": x0_buffer[:-1], "captures": captures}
+    xs = None if xs_buffer is None else xs_buffer[:-1]
+    return {"latent": x, "x0": x0_buffer[:-1], "xs": xs, "captures": captures}

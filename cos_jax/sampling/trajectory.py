@@ -15,7 +15,8 @@ import numpy as np
 
 @dataclasses.dataclass
 class Trajectory:
-    """latent [W, F, H, W, C] (final), x0 [K, W, …] at `x0_steps`, captures [S', L', branches, W, …] at
+    """latent [W, F, H, W, C] (final), x0 [K, W, …] at `x0_steps` (and xs, the DiT's input latents there, when
+    kept), captures [S', L', branches, W, …] at
     `capture_steps` × `capture_layers` (or None), the σ/t schedule, and free-form metadata."""
 
     latent: np.ndarray
@@ -24,6 +25,7 @@ class Trajectory:
     sigmas: np.ndarray
     timesteps: np.ndarray
     captures: np.ndarray | None = None
+    xs: np.ndarray | None = None
     capture_steps: np.ndarray | None = None
     capture_layers: np.ndarray | None = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)

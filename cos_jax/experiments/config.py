@@ -1,0 +1,136 @@
+"""Experiment configs: one flat TOML file per experiment and model scale, overridable with `--set key=value`.
+
+A config names the experiment, the model (``toy`` or a `cos-jax convert` / diffusers folder), the samples
+(procedural tasks, a split, how many per task), the sampler and the experiment's sweep. Every key has a
+default, either common (`COMMON`) or the experiment's own (`Experiment.defaults`); a key that is neither,
+or a value of the wrong type, is an `ExperimentError` naming it. The file's first line is a comment holding
+the command that runs it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+
+class ExperimentError(ValueError):
+    """A bad input a user can fix (config, override, model, output folder); the CLI prints it in one line."""
+
+
+# Keys every experiment takes, with their defaults. Experiments add their own.
+COMMON: dict[str, Any] = {
+    "experiment": "",
+    "model": "toy",  # "toy" or a model folder (cos-jax convert output or diffusers layout)
+    "tasks": ["select_next", "tictactoe", "maze@1", "majority_colour"],  # TASK[@DIFFICULTY] entries
+    "per_task": 48,  # samples per task entry
+    "start": 300,  # first split index (held-out samples from the test split)
+    "split": "test",
+    "resolution": 0,  # frame size of the samples; 0 = the model's own (toy: 32)
+    "frames": 0,  # frames per video (4n+1); 0 = the model's own (toy: 17)
+    "seed": 1,  # world i starts from the initial noise of seed + i (paired across sweep points)
+    "steps": 50,
+    "shift": 5.0,
+    "guidance": 5.0,
+    "boundary": 875.0,  # two-expert models: the high-noise expert runs while t >= boundary
+    "policy": "fp32",
+    "batch": 64,  # worlds per sampling call (the last call is padded, so every call has one shape)
+}
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value as TOML (numbers, booleans, [lists], "strings"), or the bare text as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _check_type(key: str, value: Any, default: Any, where: str) -> Any:
+    """`value` coerced to the type of `default` (ints are accepted for floats), else an `ExperimentError`."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+        if ok and default and all(isinstance(d, float) for d in default):
+            ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            value = [float(v) for v in value] if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ExperimentError(
+            f"{where}: {key} = {value!r} should be {type(default).__name__} (like the default {default!r})"
+        )
+    return value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, registry: dict | None = None) -> dict:
+    """Read a config file, apply `key=value` overrides, fill defaults and check every key and type."""
+    from cos_jax.experiments.registry import EXPERIMENTS
+
+    registry = registry or EXPERIMENTS
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"config {path} does not exist; configs live in configs/<model>/<experiment>.toml")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ExperimentError(f"{path} is not valid TOML ({err})") from None
+    nested = [k for k, v in raw.items() if isinstance(v, dict)]
+    if nested:
+        raise ExperimentError(f"{path}: configs are flat key = value files; move the keys of [{nested[0]}] up")
+    sets = {}
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ExperimentError(f"bad --set {item!r}: expected key=value, e.g. --set per_task=8")
+        sets[key.strip()] = parse_value(text.strip())
+    name = sets.get("experiment", raw.get("experiment"))
+    if name not in registry:
+        raise ExperimentError(
+            f"{path}: unknown experiment {name!r}; choose one of {', '.join(sorted(registry))} "
+            '(set experiment = "..." in the file)'
+        )
+    defaults = {**COMMON, **registry[name].defaults}
+    config = dict(defaults)
+    for where, values in ((str(path), raw), ("--set", sets)):
+        for key, value in values.items():
+            if key not in defaults:
+                raise ExperimentError(
+                    f"{where}: unknown key {key!r} for experiment {name!r}; known keys: {', '.join(sorted(defaults))}"
+                )
+            config[key] = _check_type(key, value, defaults[key], where)
+    config["experiment"] = name
+    check_common(config)
+    return config
+
+
+def check_common(config: dict) -> None:
+    """Range checks on the common keys (experiments check their own)."""
+    for key in ("per_task", "steps", "batch"):
+        if config[key] < 1:
+            raise ExperimentError(f"{key} = {config[key]} must be >= 1")
+    if not config["tasks"]:
+        raise ExperimentError("tasks is empty; name at least one task, e.g. tasks = ['maze@1']")
+    if config["policy"] not in ("fp32", "bf16"):
+        raise ExperimentError(f"policy = {config['policy']!r}; choose 'fp32' or 'bf16'")
+    if config["split"] not in ("train", "test"):
+        raise ExperimentError(f"split = {config['split']!r}; choose 'test' (held out) or 'train'")
+
+
+def check_indices(name: str, values, bound: int, what: str) -> None:
+    """Every value in [0, bound), else an `ExperimentError` naming the key and the valid range."""
+    bad = [v for v in values if not 0 <= int(v) < bound]
+    if bad:
+        raise ExperimentError(f"{name} = {list(values)}: {what} {bad} out of range; valid: 0 to {bound - 1}")
+
+
+def command_line(path: str | Path) -> str | None:
+    """The command in the config file's first line (a `# ...` comment), if any."""
+    first = Path(path).read_text().splitlines()[:1]
+    return first[0].lstrip("#").strip() if first and first[0].startswith("#") else None

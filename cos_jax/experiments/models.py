@@ -1,0 +1,154 @@
+"""The models an experiment runs on, behind one small interface: the toy world, or an I2V folder.
+
+Both turn task samples (first frame + prompt) into per-world `Conditions`, decode latents to uint8 videos
+and say which pixel frames a latent frame holds. Everything else an experiment does goes through
+`cos_jax.sampling.sample` and plans (`cos_jax.probes`), so the same experiment code runs on the toy on a
+laptop and on a converted Wan2.2 I2V-A14B checkpoint on a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cos_jax.experiments.config import ExperimentError
+from cos_jax.sampling import Conditions, SamplingConfig, sampling_preset
+
+TEMPORAL_STRIDE = 4  # pixel frames per latent frame (frame 0 alone), for the toy codec and the Wan VAEs
+
+
+@dataclasses.dataclass
+class ExperimentModel:
+    """A model ready for experiments. `kind`: "toy", "i2v-a14b" (two experts) or "i2v" (one expert)."""
+
+    name: str
+    kind: str
+    experts: tuple
+    resolution: int
+    frames: int
+    latent_shape: tuple[int, int, int, int]
+    backend: Any  # ToyModel + spec, or pipeline Components
+
+    @property
+    def num_layers(self) -> int:
+        return self.experts[0].config.num_layers
+
+    @property
+    def dit(self):
+        """What `sample` takes: one DiT or the (high-noise, low-noise) pair."""
+        return self.experts if len(self.experts) == 2 else self.experts[0]
+
+    def sampling(self, config: dict) -> SamplingConfig:
+        """The paper's sampler (DiffSynth grid, Euler) with the config's steps, shift, CFG and boundary."""
+        two = len(self.experts) == 2
+        return sampling_preset("paper").replace(
+            steps=config["steps"], shift=config["shift"], guidance_high=config["guidance"],
+            guidance_low=config["guidance"], boundary=config["boundary"] if two else None,
+        )  # fmt: skip
+
+    def conditions(self, first_frames: np.ndarray, prompts: list[str], policy: str) -> Conditions:
+        """Per-world conditions from uint8 first frames [N, H, W, 3] and one prompt per world."""
+        if self.kind == "toy":
+            from cos_jax.pipelines.toy import toy_conditions
+
+            model, spec = self.backend
+            return toy_conditions(model, spec, first_frames, prompts)
+        from cos_jax.pipelines import wan
+
+        comps = self.backend
+        unique = list(dict.fromkeys(prompts))
+        emb = wan.encode_prompts(comps, [*unique, wan.NEGATIVE_PROMPT], policy=policy)
+        index = {p: i for i, p in enumerate(unique)}
+        images = jnp.asarray(first_frames, jnp.float32) / 127.5 - 1.0
+        return Conditions(
+            context=jnp.asarray(emb[[index[p] for p in prompts]]),
+            negative=jnp.asarray(emb[-1:]),
+            y=wan.i2v_condition(comps, images, self.frames),
+        )
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Latents [N, F, h, w, C] -> uint8 videos [N, T, H, W, 3]."""
+        if self.kind == "toy":
+            from cos_jax.pipelines.toy import decode_video
+
+            return decode_video(self.backend[1], latents)
+        from cos_jax.pipelines.wan import decode_latents
+
+        return decode_latents(self.backend, np.asarray(latents))
+
+    def pixel_frames(self, latent_frame: int) -> list[int]:
+        """The pixel frames a latent frame holds (frame 0 alone, then 4 each)."""
+        if latent_frame == 0:
+            return [0]
+        return list(range(TEMPORAL_STRIDE * (latent_frame - 1) + 1, TEMPORAL_STRIDE * latent_frame + 1))
+
+    def with_frames(self, frames: int) -> ExperimentModel:
+        """The same model run at another frame count (4n+1)."""
+        if frames == self.frames:
+            return self
+        if self.kind == "toy":
+            model, spec = self.backend
+            spec = dataclasses.replace(spec, frames=frames)
+            return dataclasses.replace(self, frames=frames, latent_shape=spec.latent_shape, backend=(model, spec))
+        from cos_jax.pipelines import wan
+
+        shape = wan.latent_shape(self.backend, frames, self.resolution, self.resolution)
+        return dataclasses.replace(self, frames=frames, latent_shape=shape)
+
+    def describe(self) -> dict:
+        cfg = self.experts[0].config
+        return {"name": self.name, "kind": self.kind, "experts": len(self.experts), "layers": cfg.num_layers,
+                "dim": cfg.dim, "resolution": self.resolution, "frames": self.frames,
+                "latent_shape": list(self.latent_shape)}  # fmt: skip
+
+
+def load_model(source: str, resolution: int = 0, frames: int = 0) -> ExperimentModel:
+    """``"toy"`` (the shipped toy world) or a model folder; `resolution` / `frames` 0 take the model's own."""
+    if source == "toy":
+        from cos_jax.pipelines.toy import load_toy
+
+        model, spec = load_toy()
+        if resolution not in (0, spec.resolution) or frames not in (0, spec.frames):
+            raise ExperimentError(
+                f"the toy world runs at {spec.resolution}x{spec.resolution}, {spec.frames} frames; "
+                f"got resolution={resolution}, frames={frames} (set them to 0)"
+            )
+        return ExperimentModel("toy", "toy", (model.dit,), spec.resolution, spec.frames, spec.latent_shape,
+                               (model, spec))  # fmt: skip
+    return _load_folder(source, resolution, frames)
+
+
+def _load_folder(source: str, resolution: int, frames: int) -> ExperimentModel:
+    from cos_jax.pipelines import wan
+    from cos_jax.pipelines.components import load_components
+
+    path = Path(source)
+    if not path.exists():
+        raise ExperimentError(f"model {source!r} is neither 'toy' nor an existing folder; pass --model toy or DIR")
+    try:
+        comps = load_components(path)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise ExperimentError(f"cannot load model folder {source}: {err}") from None
+    if comps.model_type != "i2v":
+        raise ExperimentError(
+            f"{source} is a {wan.MODEL_NAMES[comps.model_type]} model; the experiments run image-to-video models "
+            "(I2V-A14B) or the toy"
+        )
+    resolution = resolution or 480
+    frames = frames or 81
+    try:
+        shape = wan.latent_shape(comps, frames, resolution, resolution)
+    except ValueError as err:
+        raise ExperimentError(f"resolution/frames: {err}") from None
+    kind = "i2v-a14b" if len(comps.experts) == 2 else "i2v"
+    return ExperimentModel(str(source), kind, tuple(comps.experts), resolution, frames, shape, comps)
+
+
+def take_worlds(cond: Conditions, index: np.ndarray, total: int) -> Conditions:
+    """The conditions of worlds `index` (leaves with a per-world leading axis of `total` are gathered)."""
+    return jax.tree.map(lambda a: a[index] if a.ndim and a.shape[0] == total and total > 1 else a, cond)

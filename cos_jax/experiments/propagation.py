@@ -1,0 +1,134 @@
+"""`propagation`: how a perturbation at step s_t spreads through the rest of the trajectory — Fig. 3(c).
+
+Every call holds each sample twice from the same initial noise, [clean | perturbed], and the plan noises
+only the second half at s_t. Inside the same jitted program, at every step s, linear CKA and unbiased-HSIC
+CKA compare clean and perturbed (tokens × channels) for the latent x_s the DiT saw, for x̂0, and for the
+block outputs of the chosen layers (conditional branch), so only [steps, samples] numbers leave the device.
+
+Outputs: the s_t × s heatmap of 1 − CKA per representation; the sensitivity curve (1 − CKA at the final
+step against s_t) beside the drop in success and the rate of changed outcomes from the same runs. On
+two-expert models the switch step is marked; rerun with `--set boundary=900` to move it (a peak that
+moves with it is an expert effect).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+import jax
+import numpy as np
+
+from cos_jax.analysis.cka_jax import paired_cka_jax
+from cos_jax.experiments.config import ExperimentError, check_indices
+from cos_jax.experiments.perturb import MODES
+from cos_jax.experiments.runner import Point
+from cos_jax.probes.plan import Plan, capture_plan, noise_plan
+from cos_jax.sampling.loop import keep_x0, run_trajectory
+
+
+@partial(jax.jit, static_argnames=("config", "policy"))
+def _paired_run(experts, cond, noise, plan, key, keep, *, config, policy):
+    """One paired trajectory batch -> final latents and CKA [S, B] (per layer [S, Lc, B]) of each half pair."""
+    out = run_trajectory(experts, cond, noise, plan, key, keep, config=config, policy=policy)
+    b = noise.shape[0] // 2
+
+    def halves(rep, world_axis):  # [..., 2B, *grid, p] -> clean, perturbed [..., B, n, p]
+        flat = rep.reshape(*rep.shape[:world_axis], 2, b, -1, rep.shape[-1])
+        return flat[..., 0, :, :, :], flat[..., 1, :, :, :]
+
+    reps = {"latent": halves(out["xs"], 1), "x0": halves(out["x0"], 1)}
+    if out["captures"] is not None:
+        reps["layers"] = halves(out["captures"][:, :, 0], 2)  # [S, Lc, 2B, T, D] -> [S, Lc, B, T, D]
+    cka = {name: paired_cka_jax(*pair) for name, pair in reps.items()}
+    return out["latent"], cka
+
+
+class Propagation:
+    name = "propagation"
+    paired = True
+    defaults: ClassVar[dict] = {
+        "modes": ["renoise", "replace"],
+        "alpha": 1.0,
+        "inject_steps": [0, 3, 6, 10, 15, 20, 25, 30, 35, 40, 45],
+        "layers": [0, 2, 4, 6, 7],
+        "capture_reducer": "full",  # "subsample" (every capture_stride-th token) at full size
+        "capture_stride": 4,
+        "capture_dtype": "float32",
+        "batch": 32,
+    }
+
+    def check(self, config: dict, model: dict) -> None:
+        bad = [m for m in config["modes"] if m not in MODES]
+        if bad:
+            raise ExperimentError(f"modes = {config['modes']}: unknown mode(s) {bad}; choose from {list(MODES)}")
+        check_indices("inject_steps", config["inject_steps"], config["steps"], "step(s)")
+        check_indices("layers", config["layers"], model["layers"], "layer(s)")
+        if config["capture_reducer"] not in ("full", "subsample"):
+            raise ExperimentError(f"capture_reducer = {config['capture_reducer']!r}; choose 'full' or 'subsample'")
+        if config["batch"] < 2:
+            raise ExperimentError("batch = 1: paired runs need batch >= 2 (clean and perturbed worlds)")
+
+    def points(self, config: dict, info: dict) -> list[Point]:
+        return [Point(f"{mode}-t{s:02d}", {"mode": mode, "alpha": config["alpha"], "at": s})
+                for mode in config["modes"] for s in config["inject_steps"]]  # fmt: skip
+
+    def next_points(self, config: dict, records: dict) -> list[Point]:
+        return []
+
+    def plan_for(self, session, point: Point, worlds: int) -> Plan:
+        cfg, p = session.config, point.params
+        steps, layers = cfg["steps"], session.model.num_layers
+        half = worlds // 2
+        noise = noise_plan(steps, session.model.latent_shape[0], worlds, steps=[p["at"]],
+                           worlds=list(range(half, worlds)), mode=p["mode"], alpha=p["alpha"])  # fmt: skip
+        capture = None
+        if cfg["layers"]:
+            capture = capture_plan(steps, layers, steps=range(steps), layers=cfg["layers"],
+                                   reducer=cfg["capture_reducer"], branches="cond", stride=cfg["capture_stride"],
+                                   dtype=cfg["capture_dtype"])  # fmt: skip
+        return Plan(noise=noise, capture=capture)
+
+    def keep_steps(self, config: dict) -> list[int]:
+        return list(range(config["steps"]))
+
+    def run_point(self, session, point: Point) -> dict:
+        cfg = session.config
+        n, steps = session.num_samples, cfg["steps"]
+        names = ["latent", "x0", *[f"layer{layer}" for layer in cfg["layers"]]]
+        out = {f"{k}_{name}": np.zeros((n, steps), np.float32) for k in ("cka", "ucka") for name in names}
+        scores = {k: np.zeros(n) for k in ("score_clean", "success_clean", "score", "success")}
+        keep = keep_x0(steps, self.keep_steps(cfg), latents=True)
+        for c, index in enumerate(session.chunks(pair=True)):
+            inputs = session.inputs(c, index, pair=True)
+            plan = self.plan_for(session, point, len(inputs["worlds"]))
+            latent, cka = _paired_run(tuple(session.model.experts), inputs["cond"], inputs["noise"], plan,
+                                      jax.random.key(inputs["plan_seed"]), keep, config=session.sampling,
+                                      policy=cfg["policy"])  # fmt: skip
+            latent = np.asarray(latent)
+            session.check_finite(latent, index, c)
+            real, b = inputs["real"], len(index)
+            idx = index[:real]
+            for kind, key in ((0, "linear"), (1, "unbiased")):
+                prefix = "cka" if kind == 0 else "ucka"
+                for name in ("latent", "x0"):
+                    out[f"{prefix}_{name}"][idx] = np.asarray(cka[name][key])[:, :real].T
+                if "layers" in cka:
+                    values = np.asarray(cka["layers"][key])  # [S, Lc, B]
+                    for j, layer in enumerate(cfg["layers"]):
+                        out[f"{prefix}_layer{layer}"][idx] = values[:, j, :real].T
+            videos = session.model.decode(np.concatenate([latent[:real], latent[b : b + real]]))
+            scores["score_clean"][idx], scores["success_clean"][idx] = session.score(videos[:real], idx)
+            scores["score"][idx], scores["success"][idx] = session.score(videos[real:], idx)
+        return out | scores
+
+    def summarise(self, config: dict, info: dict, records: dict) -> dict:
+        from cos_jax.experiments.propagation_report import summarise
+
+        return summarise(config, info, records)
+
+    def report(self, results: dict, out: Path, records: dict) -> list:
+        from cos_jax.experiments.propagation_report import report
+
+        return report(results, out)

@@ -1,0 +1,10 @@
+"""The experiments by name (imported on first use, so `cos-jax --help` stays light)."""
+
+from __future__ import annotations
+
+from cos_jax.experiments.exploration import Exploration
+from cos_jax.experiments.perturb import Perturb
+from cos_jax.experiments.propagation import Propagation
+from cos_jax.experiments.steps_frames import StepsFrames
+
+EXPERIMENTS = {e.name: e for e in (Perturb(), Propagation(), StepsFrames(), Exploration())}

@@ -1,0 +1,327 @@
+"""Run an experiment: sweep points -> one record file each (atomic, resumable) -> results.json -> report.
+
+Output folder::
+
+    OUT/experiment.json        what ran: experiment, config, model, samples (a rerun must match it)
+    OUT/points/<point>.npz     one finished sweep point (written to a temp file, then renamed)
+    OUT/results.json           the summary, once every point is done (no timings: reruns are bit-identical)
+    OUT/report.html, report.md, figures/*.png
+
+A rerun skips points whose file exists, so a killed run continues where it stopped. `--shard i/n` runs
+every n-th grid point from the i-th (sequential points, e.g. a bisection, run on shard 0);
+`merge` joins shard folders. Grid points are numbered by the experiment, so every shard sees one list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from cos_jax.experiments.config import ExperimentError
+
+FORMAT = 1
+IDENTITY = "experiment.json"
+POINTS = "points"
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One sweep point: a file-safe id and the parameters the experiment turns into a plan."""
+
+    id: str
+    params: dict
+    sequential: bool = False  # runs on shard 0 (depends on other points, or anchors them)
+
+
+class Experiment(Protocol):
+    name: str
+    defaults: dict[str, Any]
+
+    def check(self, config: dict, model_info: dict) -> None: ...
+
+    def points(self, config: dict, model_info: dict) -> list[Point]: ...
+
+    def next_points(self, config: dict, records: dict[str, dict]) -> list[Point]: ...
+
+    def run_point(self, session, point: Point) -> dict: ...
+
+    def summarise(self, config: dict, info: dict, records: dict[str, dict]) -> dict: ...
+
+    def report(self, results: dict, out: Path, records: dict[str, dict]) -> list: ...
+
+
+# ---- records ----------------------------------------------------------------------------------------
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    _atomic(path, lambda f: f.write((json.dumps(value, indent=1, sort_keys=True) + "\n").encode()))
+
+
+def save_record(path: Path, record: dict) -> None:
+    """A point record: numpy arrays as npz entries, everything else as one JSON entry."""
+    arrays = {k: v for k, v in record.items() if isinstance(v, np.ndarray)}
+    rest = {k: v for k, v in record.items() if k not in arrays}
+    _atomic(path, lambda f: np.savez(f, record_json=np.asarray(json.dumps(rest, sort_keys=True)), **arrays))
+
+
+def load_record(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        record = json.loads(str(data["record_json"]))
+        record.update({k: data[k] for k in data.files if k != "record_json"})
+    return record
+
+
+def load_records(out: Path) -> dict[str, dict]:
+    return {p.stem: load_record(p) for p in sorted((out / POINTS).glob("*.npz"))}
+
+
+# ---- the output folder ------------------------------------------------------------------------------
+def check_out(out: Path, identity: dict) -> None:
+    """OUT must be new, empty, or hold this same experiment (config, model, samples)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExperimentError(f"--out {out} is a file; give a folder")
+    ident = out / IDENTITY
+    if ident.is_file():
+        theirs = json.loads(ident.read_text())
+        if theirs != identity:
+            diff = sorted(k for k in set(theirs.get("config", {})) | set(identity["config"])
+                          if theirs.get("config", {}).get(k) != identity["config"].get(k))  # fmt: skip
+            what = f"config keys {', '.join(diff)} differ" if diff else "the model or samples differ"
+            raise ExperimentError(
+                f"--out {out} holds results of another run ({theirs.get('experiment')!r}; {what}); "
+                "use a new --out, or rerun with the same config to resume"
+            )
+    elif any(out.iterdir()):
+        raise ExperimentError(f"--out {out} holds other files (no {IDENTITY}); give an empty or new folder")
+
+
+def identity_of(config: dict, model_info: dict, session_info: dict) -> dict:
+    return {"format": FORMAT, "experiment": config["experiment"], "config": config, "model": model_info,
+            **session_info}  # fmt: skip
+
+
+def session_info(session) -> dict:
+    """What the summaries need besides the records (sample labels, the schedule, the expert switch)."""
+    cfg = session.config
+    pairs = enumerate(zip(session.samples, session.labels, strict=True))
+    return {
+        "samples": [{"label": lab, "task": s.task, "index": cfg["start"] + i % cfg["per_task"], "seed": cfg["seed"] + i}
+                    for i, (s, lab) in pairs],
+        "sigmas": [float(x) for x in session.sampling.schedule().sigmas],
+        "switch_step": session.switch_step,
+    }  # fmt: skip
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 0, 1
+    i, sep, n = text.partition("/")
+    if not (sep and i.isdigit() and n.isdigit()) or not 0 <= int(i) < int(n):
+        raise ExperimentError(f"bad --shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/2 and 1/2")
+    return int(i), int(n)
+
+
+# ---- running ----------------------------------------------------------------------------------------
+def get_experiment(name: str) -> Experiment:
+    from cos_jax.experiments.registry import EXPERIMENTS
+
+    if name not in EXPERIMENTS:
+        raise ExperimentError(f"unknown experiment {name!r}; choose one of {', '.join(sorted(EXPERIMENTS))}")
+    return EXPERIMENTS[name]
+
+
+def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), command: str | None = None,
+        progress: bool = True, model=None) -> dict | None:  # fmt: skip
+    """Run (or resume) every point of this shard; finish with results + report when all points exist.
+
+    Returns the results, or None when other shards' points are still missing.
+    """
+    from cos_jax.experiments.models import load_model
+    from cos_jax.experiments.session import build_session
+
+    out = Path(out)
+    exp = get_experiment(config["experiment"])
+    model = model or load_model(config["model"], config["resolution"], config["frames"])
+    exp.check(config, model.describe() | {"num_steps": config["steps"]})
+    session = build_session(config, model)
+    identity = identity_of(config, model.describe(), session_info(session))
+    check_out(out, identity)
+    write_json(out / IDENTITY, identity)
+    info = {**identity, "command": command}
+    index, count = shard
+    grid = [p for p in exp.points(config, info) if not p.sequential]
+    mine = grid[index::count] + ([p for p in exp.points(config, info) if p.sequential] if index == 0 else [])
+    done = {p.stem for p in (out / POINTS).glob("*.npz")}
+    todo = [p for p in mine if p.id not in done]
+    print(f"{config['experiment']}: {len(mine)} points in this shard ({len(mine) - len(todo)} done), "
+          f"{session.num_samples} samples each, model {model.name}")  # fmt: skip
+    bar = tqdm(total=len(todo), desc="sweep points", unit="point", disable=not progress)
+    try:
+        for point in todo:
+            _run_point(exp, session, point, out)
+            bar.update(1)
+        if index == 0:  # sequential follow-ups (bisection) see this folder's records
+            while True:
+                records = load_records(out)
+                follow = [p for p in exp.next_points(config, records) if p.id not in records]
+                if not follow:
+                    break
+                bar.total += len(follow)
+                for point in follow:
+                    _run_point(exp, session, point, out)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return finish(out, info)
+
+
+def _run_point(exp, session, point: Point, out: Path) -> None:
+    t0 = time.perf_counter()
+    record = exp.run_point(session, point)
+    record = {"point": point.id, "params": point.params, **record, "seconds": round(time.perf_counter() - t0, 3)}
+    save_record(out / POINTS / f"{point.id}.npz", record)
+
+
+def missing_points(out: Path, info: dict) -> list[str]:
+    exp = get_experiment(info["experiment"])
+    records = load_records(out)
+    wanted = [p.id for p in exp.points(info["config"], info)]
+    wanted += [p.id for p in exp.next_points(info["config"], records)]
+    return [i for i in wanted if i not in records]
+
+
+def finish(out: Path, info: dict | None = None) -> dict | None:
+    """Summarise and report if every point is there; else say what is missing and return None."""
+    out = Path(out)
+    info = info or json.loads((out / IDENTITY).read_text())
+    missing = missing_points(out, info)
+    if missing:
+        print(f"{len(missing)} points not in {out} yet (other shards?): run the remaining shards, then "
+              f"`cos-jax experiment merge {out} SHARD_DIR ...`")  # fmt: skip
+        return None
+    exp = get_experiment(info["experiment"])
+    records = load_records(out)
+    results = exp.summarise(info["config"], info, records)
+    results = {"experiment": info["experiment"], "config": info["config"], "model": info["model"],
+               "num_samples": len(info["samples"]), **results}  # fmt: skip
+    write_json(out / "results.json", results)
+    write_report(out, results, records, info.get("command"))
+    return results
+
+
+def write_report(out: Path, results: dict, records: dict, command: str | None = None) -> None:
+    from cos_jax.analysis.report import write_html, write_markdown
+
+    exp = get_experiment(results["experiment"])
+    sections = exp.report(results, out / "figures", records)
+    meta = {"experiment": results["experiment"], "command": command or "", "model": results["model"],
+            "samples": results["num_samples"], "config": results["config"]}  # fmt: skip
+    title = f"cos-jax experiment: {results['experiment']} on {results['model']['name']}"
+    write_html(out / "report.html", title, sections, meta)
+    write_markdown(out / "report.md", title, sections, meta)
+    print(f"wrote {out}/results.json, report.html, report.md, figures/")
+
+
+def report(out: str | Path) -> dict:
+    """Re-summarise the records in OUT and rewrite results.json and the report."""
+    out = Path(out)
+    if not (out / IDENTITY).is_file():
+        raise ExperimentError(f"{out} holds no experiment ({IDENTITY} missing); give the --out of a run")
+    results = finish(out)
+    if results is None:
+        raise ExperimentError(f"{out} is incomplete; finish or merge the shards first")
+    return results
+
+
+def merge(out: str | Path, shards: list[str | Path]) -> dict:
+    """Join shard folders of one experiment into OUT (points copied), then summarise and report."""
+    out = Path(out)
+    idents = []
+    for s in shards:
+        ident = Path(s) / IDENTITY
+        if not ident.is_file():
+            raise ExperimentError(f"{s} holds no experiment ({IDENTITY} missing)")
+        idents.append(json.loads(ident.read_text()))
+    if any(i != idents[0] for i in idents[1:]):
+        raise ExperimentError("the shards ran different experiments or configs; merge only shards of one run")
+    check_out(out, idents[0])
+    write_json(out / IDENTITY, idents[0])
+    for s in shards:
+        for p in sorted((Path(s) / POINTS).glob("*.npz")):
+            target = out / POINTS / p.name
+            if Path(s).resolve() != out.resolve() and not target.exists():
+                _atomic(target, lambda f, p=p: f.write(p.read_bytes()))
+    results = finish(out, idents[0])
+    if results is None:
+        raise ExperimentError(f"the merged shards still miss points: {', '.join(missing_points(out, idents[0])[:5])}")
+    return results
+
+
+def dry_run(config: dict, model=None) -> dict:
+    """Sweep size, the compiled memory plan of one sampling call and a time estimate from one timed step."""
+    import jax
+    import jax.numpy as jnp
+
+    from cos_jax.experiments.models import load_model, take_worlds
+    from cos_jax.experiments.session import build_session
+    from cos_jax.sampling.api import _run_jitted
+    from cos_jax.sampling.loop import keep_x0
+
+    exp = get_experiment(config["experiment"])
+    model = model or load_model(config["model"], config["resolution"], config["frames"])
+    exp.check(config, model.describe() | {"num_steps": config["steps"]})
+    small = {**config, "per_task": 1}
+    session = build_session(small, model)
+    info = {"config": config, "model": model.describe(), "switch_step": session.switch_step}
+    points = exp.points(config, info)
+    pair = getattr(exp, "paired", False)
+    full = len(config["tasks"]) * config["per_task"]
+    per_call = max(1, min(config["batch"] // (2 if pair else 1), full))
+    calls = -(-full // per_call)
+    worlds = per_call * (2 if pair else 1)
+    index = np.arange(worlds) % session.num_samples
+    cond = take_worlds(session.cond, index, session.num_samples)
+    plan = exp.plan_for(session, points[0], worlds)
+    keep = keep_x0(config["steps"], exp.keep_steps(config), latents=pair)
+    noise = jnp.asarray(session.noise(index))
+    lowered = _run_jitted.lower(tuple(model.experts), cond, noise, plan, jax.random.key(0), keep,
+                                config=session.sampling, policy=config["policy"], attention_backend="auto",
+                                on_step=None)  # fmt: skip
+    compiled = lowered.compile()
+    mem = compiled.memory_analysis()
+    memory = None if mem is None else {k: int(getattr(mem, k)) for k in (
+        "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes") if hasattr(mem, k)}  # fmt: skip
+    dit = model.experts[0]
+    x = jnp.concatenate([noise, noise])
+    y = None if cond.y is None else jnp.concatenate([jnp.broadcast_to(cond.y, (worlds, *cond.y.shape[1:]))] * 2)
+    ctx = jnp.concatenate([jnp.broadcast_to(cond.context, (worlds, *cond.context.shape[1:])),
+                           jnp.broadcast_to(cond.negative, (worlds, *cond.negative.shape[1:]))])  # fmt: skip
+    forward = jax.jit(lambda m, x, c, y: m(x, jnp.full((x.shape[0],), 500.0), c, y, policy=config["policy"]))
+    jax.block_until_ready(forward(dit, x, ctx, y))
+    t0 = time.perf_counter()
+    jax.block_until_ready(forward(dit, x, ctx, y))
+    step_s = time.perf_counter() - t0
+    estimate = step_s * config["steps"] * calls * len(points)
+    return {"points": len(points), "samples": full, "worlds_per_call": worlds, "calls_per_point": calls,
+            "memory_bytes": memory, "step_seconds": round(step_s, 4),
+            "estimated_seconds": round(estimate, 1)}  # fmt: skip

@@ -1,0 +1,127 @@
+"""What an experiment runs against: the model, its held-out samples and their conditions, in fixed chunks.
+
+A `Session` owns the sampling calls. Worlds are the samples (world i starts from the noise of seed + i, the
+same in every sweep point, so points are paired), run `batch` at a time; the last chunk is padded with
+repeats of its last sample, so every call has one shape and a sweep compiles once per plan structure
+(noise mode, captures). Chunks are fixed by the config alone, which makes a point's numbers independent
+of resumes and shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from cos_jax.experiments.config import ExperimentError
+from cos_jax.experiments.models import ExperimentModel, take_worlds
+from cos_jax.probes.plan import Plan
+from cos_jax.sampling import Conditions, SamplingConfig, Trajectory, initial_noise, sample
+
+
+@dataclasses.dataclass
+class Session:
+    config: dict
+    model: ExperimentModel
+    samples: list  # cos_jax.tasks Sample
+    labels: list[str]  # the TASK[@DIFFICULTY] entry of each sample
+    cond: Conditions
+    sampling: SamplingConfig
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.samples)
+
+    @property
+    def switch_step(self) -> int | None:
+        return self.sampling.switch_step() if len(self.model.experts) == 2 else None
+
+    def chunks(self, pair: bool = False, subset=None) -> list[np.ndarray]:
+        """Sample indices per call (all samples, or `subset`), each padded to the chunk size (`batch`, halved
+        for paired runs) with repeats of its last sample."""
+        chosen = np.arange(self.num_samples) if subset is None else np.asarray(subset)
+        size = min(max(1, self.config["batch"] // 2 if pair else self.config["batch"]), len(chosen))
+        out = []
+        for start in range(0, len(chosen), size):
+            idx = chosen[start : start + size]
+            out.append(np.concatenate([idx, np.full(size - len(idx), idx[-1])]))
+        return out
+
+    def noise(self, index: np.ndarray):
+        return initial_noise([self.config["seed"] + int(i) for i in index], self.model.latent_shape)
+
+    def trajectories(
+        self,
+        make_plan: Callable[[int], Plan],
+        *,
+        pair: bool = False,
+        keep_steps=(),
+        keep_latents: bool = False,
+        subset=None,
+    ) -> Iterator[tuple[np.ndarray, int, Trajectory]]:
+        """Run every chunk: yields (sample indices with padding, number of real samples, trajectory).
+
+        `make_plan(num_worlds)` builds the plan of one call. With `pair`, each call holds the chunk twice,
+        [clean | perturbed], from the same initial noise: the plan decides what differs. `subset` runs only
+        those samples.
+        """
+        for c, index in enumerate(self.chunks(pair, subset)):
+            inputs = self.inputs(c, index, pair)
+            traj = sample(self.model.dit, inputs["cond"], self.sampling, noise=inputs["noise"],
+                          plan=make_plan(len(inputs["worlds"])), plan_seed=inputs["plan_seed"],
+                          keep_steps=list(keep_steps), keep_latents=keep_latents,
+                          policy=self.config["policy"])  # fmt: skip
+            self.check_finite(traj.latent, index, c)
+            yield index, inputs["real"], traj
+
+    def inputs(self, c: int, index: np.ndarray, pair: bool = False) -> dict:
+        """What call `c` over the samples `index` runs on: worlds, conditions, initial noise, plan seed."""
+        import jax.numpy as jnp
+
+        worlds = np.concatenate([index, index]) if pair else index
+        return {"worlds": worlds, "cond": take_worlds(self.cond, worlds, self.num_samples),
+                "noise": jnp.asarray(self.noise(worlds)), "plan_seed": self.config["seed"] * 7919 + c,
+                "real": len(index) - int(np.sum(index == index[-1])) + 1}  # fmt: skip
+
+    def check_finite(self, latent, index: np.ndarray, c: int) -> None:
+        """NaN or inf in a final latent is an error naming the samples, never a silent result."""
+        bad = ~np.isfinite(np.asarray(latent).reshape(latent.shape[0], -1)).all(axis=1)
+        if bad.any():
+            names = sorted({int(index[w % len(index)]) for w in np.flatnonzero(bad)})
+            raise ExperimentError(
+                f"NaN/inf in the final latent of sample(s) {names} (call {c}); lower the perturbation magnitude "
+                "or use the fp32 policy"
+            )
+
+    def score(self, videos: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Task scores and successes of uint8 videos [n, T, H, W, 3] for the samples `index`."""
+        from cos_jax.tasks import get_task
+
+        results = [
+            get_task(self.samples[i].task).score(v, self.samples[i].meta) for v, i in zip(videos, index, strict=True)
+        ]
+        return np.array([r.score for r in results]), np.array([float(r.success) for r in results])
+
+
+def build_session(config: dict, model: ExperimentModel) -> Session:
+    """Held-out task samples at the model's size, their conditions, and the sampler of the config."""
+    from cos_jax.tasks import TASKS, get_task
+    from cos_jax.train.evaluate import entry_label, parse_entry
+
+    samples, labels = [], []
+    for entry in config["tasks"]:
+        try:
+            name, level = parse_entry(entry)
+        except ValueError as err:
+            raise ExperimentError(str(err)) from None
+        if name not in TASKS:
+            raise ExperimentError(f"tasks: unknown task {name!r}; choose from {', '.join(TASKS)}")
+        task = get_task(name)
+        for i in range(config["per_task"]):
+            samples.append(task.generate_for_split(config["split"], config["start"] + i, level, model.resolution,
+                                                   model.frames))  # fmt: skip
+            labels.append(entry_label(entry))
+    cond = model.conditions(np.stack([s.first_frame for s in samples]), [s.prompt for s in samples],
+                            config["policy"])  # fmt: skip
+    return Session(config, model, samples, labels, cond, model.sampling(config))

@@ -1,0 +1,83 @@
+"""Propagation's paired CKA on the toy, and every experiment config end to end on a tiny random I2V-A14B
+folder (two experts, VAE, umT5, tokenizer) through the same code as the toy."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cos_jax.cli import main
+from cos_jax.experiments.config import load_config
+from cos_jax.experiments.models import load_model
+from cos_jax.experiments.registry import EXPERIMENTS
+from cos_jax.experiments.runner import Point
+from cos_jax.experiments.session import build_session
+
+ROOT = Path(__file__).parents[2]
+SMALL = {
+    "perturb": ["noise_steps=[1]", "noise_frames=[2]", "alphas=[1.0]", "modes=['renoise']",
+                "calibrate_modes=[]"],
+    "propagation": ["inject_steps=[1]", "modes=['replace']", "layers=[0,1]"],
+    "steps_frames": ["step_counts=[1,3]", "frame_counts=[9,13]"],
+    "exploration": ["grid_samples=1"],
+}  # fmt: skip
+
+
+def test_propagation_cka_is_one_before_the_injection_and_drops_after():
+    config = load_config(ROOT / "configs/toy/propagation.toml",
+                         ["per_task=1", "tasks=['tictactoe','select_next']", "steps=4", "batch=4",
+                          "layers=[0,7]"])  # fmt: skip
+    session = build_session(config, load_model("toy"))
+    record = EXPERIMENTS["propagation"].run_point(session, Point("replace-t02", {"mode": "replace", "alpha": 1.0,
+                                                                                "at": 2}))  # fmt: skip
+    for rep in ("latent", "x0", "layer0", "layer7"):
+        for kind in ("cka", "ucka"):
+            values = record[f"{kind}_{rep}"]
+            assert values.shape == (2, 4)
+            np.testing.assert_allclose(values[:, :2], 1.0, atol=1e-5, err_msg=f"{kind} {rep}")
+    assert (record["cka_latent"][:, 2] < 0.2).all()  # replace α=1 swaps the whole latent for noise
+    assert set(np.unique(record["success"])) <= {0.0, 1.0}
+
+
+@pytest.fixture(scope="module")
+def i2v_folder(tmp_path_factory):
+    pytest.importorskip("diffusers")
+    from cos_jax.pipelines.wan_reference import build_tiny_pipeline
+
+    folder = tmp_path_factory.mktemp("i2v") / "i2v-a14b"
+    build_tiny_pipeline(folder, "i2v-a14b")
+    return folder
+
+
+@pytest.mark.parametrize("config", sorted(ROOT.glob("configs/vbvr_wan22/*.toml")) or
+                         sorted(ROOT.glob("configs/toy/*.toml")), ids=lambda p: p.stem)  # fmt: skip
+def test_every_experiment_runs_on_a_tiny_i2v_a14b_folder(config, i2v_folder, tmp_path, capsys):
+    name = load_config(config)["experiment"]
+    args = ["experiment", "run", str(config), "--model", str(i2v_folder), "--out", str(tmp_path / name), "--set",
+            "per_task=1", "tasks=['select_next','tictactoe']", "resolution=32", "frames=9", "steps=3", "batch=4",
+            "start=0", *SMALL[name]]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / name / "results.json").read_text())
+    assert results["model"]["kind"] == "i2v-a14b" and results["model"]["experts"] == 2
+    assert results["num_samples"] == 2
+    if name == "propagation":
+        assert results["switch_step"] == 2  # t = 1000, 909, 714 with shift 5: the low-noise expert from step 2
+    assert (tmp_path / name / "report.html").stat().st_size > 1000
+
+
+def test_blind_video_self_correction_and_frames_read():
+    from cos_jax.experiments.exploration import self_correction
+    from cos_jax.experiments.perturb import blind_video, frames_read
+    from cos_jax.tasks import get_task
+
+    video = np.arange(6)[:, None, None, None] * np.ones((6, 2, 2, 3), np.uint8)
+    assert blind_video(video, [4, 5])[:, 0, 0, 0].tolist() == [0, 1, 2, 3, 3, 3]
+    assert blind_video(video, [0])[:, 0, 0, 0].tolist() == [1, 1, 2, 3, 4, 5]
+    acts = np.array([[0.0, 0.9], [0.2, 0.8], [0.9, 0.1], [1.0, 0.0]])  # wrong (1) leads until step 1
+    assert self_correction(acts, [0], 0.15) == 1
+    assert self_correction(acts, [1], 0.15) is None  # the final answer is wrong
+    assert self_correction(acts[2:], [0], 0.15) is None  # never led by a wrong candidate
+    task = get_task("select_next")
+    sample = task.generate_for_split("test", 0, 2, 32, 17)
+    assert frames_read(task, [sample]) == [16]  # the scorer reads the last frame only
