@@ -69,21 +69,15 @@ class Exploration:
         from cos_jax.analysis.figures import step_frame_grid
         from cos_jax.tasks import get_task
         from cos_jax.tasks.exploration import explore
-        from cos_jax.train.evaluate import entry_label
 
         cfg = session.config
-        label = entry_label(point.params["entry"])
-        subset = [i for i, lab in enumerate(session.labels) if lab == label]
         steps = cfg["steps"]
         shown = [s for s in GRID_STEPS if s < steps - 1] + [steps - 1]
         frames = list(range(0, session.model.frames, 2))
         diags, success, grids = [], [], []
-        for index, real, traj in session.trajectories(lambda w: Plan(), keep_steps=range(steps), subset=subset):
-            x0 = session.model.decode(traj.x0[:, :real].reshape(-1, *traj.x0.shape[2:]))
-            x0 = x0.reshape(steps, real, *x0.shape[1:])
-            finals = session.model.decode(traj.latent[:real])
-            success += session.score(finals, index[:real])[1].tolist()
-            for w, i in enumerate(index[:real]):
+        for index, x0, finals in session.decoded_steps(session.entry_subset(point.params["entry"])):
+            success += session.score(finals, index)[1].tolist()
+            for w, i in enumerate(index):
                 sample = session.samples[i]
                 task = get_task(sample.task)
                 d = explore(task, list(x0[:, w]), sample.meta, tau=cfg["tau"])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from cos_jax.experiments.emergent import Emergent
 from cos_jax.experiments.exploration import Exploration
 from cos_jax.experiments.perturb import Perturb
 from cos_jax.experiments.propagation import Propagation
 from cos_jax.experiments.steps_frames import StepsFrames
 
-EXPERIMENTS = {e.name: e for e in (Perturb(), Propagation(), StepsFrames(), Exploration())}
+EXPERIMENTS = {e.name: e for e in (Perturb(), Propagation(), StepsFrames(), Exploration(), Emergent())}

@@ -142,6 +142,16 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 # ---- running ----------------------------------------------------------------------------------------
+def check_model_kind(config: dict, model) -> None:
+    """A config written for one kind of model refuses another (e.g. the paper's A14B protocol on the toy)."""
+    kind = config["model_kind"]
+    if kind != "any" and model.kind != kind:
+        raise ExperimentError(
+            f"this config is written for {kind} models; --model {model.name} is a {model.kind} model "
+            "(use a config for that model, or --set model_kind=any to run it anyway)"
+        )
+
+
 def get_experiment(name: str) -> Experiment:
     from cos_jax.experiments.registry import EXPERIMENTS
 
@@ -162,6 +172,7 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
     out = Path(out)
     exp = get_experiment(config["experiment"])
     model = model or load_model(config["model"], config["resolution"], config["frames"])
+    check_model_kind(config, model)
     exp.check(config, model.describe() | {"num_steps": config["steps"]})
     session = build_session(config, model)
     identity = identity_of(config, model.describe(), session_info(session))
@@ -289,6 +300,7 @@ def dry_run(config: dict, model=None) -> dict:
 
     exp = get_experiment(config["experiment"])
     model = model or load_model(config["model"], config["resolution"], config["frames"])
+    check_model_kind(config, model)
     exp.check(config, model.describe() | {"num_steps": config["steps"]})
     small = {**config, "per_task": 1}
     session = build_session(small, model)

@@ -75,6 +75,21 @@ class Session:
             self.check_finite(traj.latent, index, c)
             yield index, inputs["real"], traj
 
+    def decoded_steps(self, subset=None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Clean runs with x̂0 kept at every step: yields (real sample indices, uint8 x̂0 videos [S, n, T, H, W, 3],
+        final videos [n, T, H, W, 3]) per call."""
+        steps = self.config["steps"]
+        for index, real, traj in self.trajectories(lambda w: Plan(), keep_steps=range(steps), subset=subset):
+            x0 = self.model.decode(traj.x0[:, :real].reshape(-1, *traj.x0.shape[2:]))
+            yield index[:real], x0.reshape(steps, real, *x0.shape[1:]), self.model.decode(traj.latent[:real])
+
+    def entry_subset(self, entry: str) -> list[int]:
+        """The samples of one TASK[@DIFFICULTY] entry."""
+        from cos_jax.train.evaluate import entry_label
+
+        label = entry_label(entry)
+        return [i for i, lab in enumerate(self.labels) if lab == label]
+
     def inputs(self, c: int, index: np.ndarray, pair: bool = False) -> dict:
         """What call `c` over the samples `index` runs on: worlds, conditions, initial noise, plan seed."""
         import jax.numpy as jnp

@@ -21,6 +21,7 @@ SMALL = {
     "propagation": ["inject_steps=[1]", "modes=['replace']", "layers=[0,1]"],
     "steps_frames": ["step_counts=[1,3]", "frame_counts=[9,13]"],
     "exploration": ["grid_samples=1"],
+    "emergent": ["tasks=['permanence','tictactoe']"],
 }  # fmt: skip
 
 

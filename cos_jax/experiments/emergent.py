@@ -1,0 +1,138 @@
+"""`emergent`: measured versions of the paper's qualitative §4 claims, from x̂0 at every denoising step.
+
+- **Perception before action** (Fig. 5): the ground truth splits pixels into static ones (never change
+  over the video) and moving ones. For each, the distance of x̂0_s to the final x̂0, normalised by its
+  value at step 0; its settle step is the first step from which it stays under `settle` (0.1). The claim
+  predicts static regions settle before moving ones: the paired difference (moving − static) > 0.
+- **Working memory** (Fig. 4a, b) on `permanence`: after the bar has passed an object, is the object
+  back in x̂0_s with its own colour? Per step, the share of (object, frame) cells whose mean soft presence
+  of the object's colour is ≥ 0.5 and above every other object colour's (readable), and the mean presence.
+- **Self-correction** (Fig. 4c, d) on multiple-choice tasks: the leading live candidate is wrong at some
+  step and the final answer right (`cos_jax.experiments.exploration.self_correction`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from cos_jax.experiments.config import ExperimentError
+from cos_jax.experiments.runner import Point
+from cos_jax.probes.plan import Plan
+
+
+def settle_curves(x0: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
+    """Normalised distance to the final x̂0 per step, over static and moving pixels: x0 [S, T, H, W, 3] uint8.
+    A region with no pixels (or no change at all) gives NaN."""
+    moving = (np.abs(gt.astype(np.int16) - gt[:1].astype(np.int16)).max(-1) > 24).any(0)  # [H, W]
+    x = x0.astype(np.float32)
+    diff = np.abs(x - x[-1]).mean(-1).mean(1)  # [S, H, W]: mean over channels and frames
+    out = {}
+    for name, mask in (("static", ~moving), ("moving", moving)):
+        d = diff[:, mask].mean(1) if mask.any() else np.zeros(len(x))
+        out[name] = d / d[0] if d[0] > 0 else np.full_like(d, np.nan)
+    return out
+
+
+def settle_step(curve: np.ndarray, level: float) -> float:
+    """The first step from which the curve stays at or below `level` (NaN for an undefined curve)."""
+    if np.isnan(curve).any():
+        return float("nan")
+    above = np.flatnonzero(curve > level)
+    return int(above[-1]) + 1 if above.size else 0
+
+
+def memory_cells(x0: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Permanence: per step, (readable share, mean presence) over (object, frame after the bar passed it)."""
+    from cos_jax.tasks import palette
+    from cos_jax.tasks.base import Canvas
+    from cos_jax.tasks.permanence import SIZE, bar_x
+
+    n, res = meta["num_frames"], meta["resolution"]
+    objects = meta["params"]["objects"]
+    colours = sorted({c for _, _, c in objects})
+    white = np.full((res, res, 3), 255, np.uint8)
+    readable, presence = [], []
+    for x, y, colour in objects:
+        mask = Canvas(res).rect_mask(x, y, SIZE, SIZE)
+        after = [t for t in range(n) if bar_x(t, n) > x + SIZE]  # the bar has fully passed the object
+        for t in after:
+            frames = x0[:, t]  # [S, H, W, 3]
+            scores = {c: palette.toward(frames, white, c)[:, mask].mean(1) for c in colours}
+            right = scores[colour]
+            others = np.max([scores[c] for c in colours if c != colour], axis=0) if len(colours) > 1 else 0.0
+            readable.append((right >= 0.5) & (right > others))
+            presence.append(right)
+    if not readable:
+        return np.zeros(len(x0)), np.zeros(len(x0))
+    return np.mean(readable, axis=0), np.mean(presence, axis=0)
+
+
+class Emergent:
+    name = "emergent"
+    paired = False
+    defaults: ClassVar[dict] = {
+        "tasks": ["permanence", "tictactoe_two", "tictactoe", "select_next", "maze@1", "majority_colour"],
+        "per_task": 32,
+        "tau": 0.15,
+        "settle": 0.1,
+        "batch": 96,
+    }
+
+    def check(self, config: dict, model: dict) -> None:
+        if not 0 < config["settle"] < 1:
+            raise ExperimentError(f"settle = {config['settle']} must lie in (0, 1)")
+
+    def points(self, config: dict, info: dict) -> list[Point]:
+        return [Point(f"task-{t.replace('@', '-')}", {"entry": t}) for t in config["tasks"]]
+
+    def next_points(self, config: dict, records: dict) -> list[Point]:
+        return []
+
+    def plan_for(self, session, point: Point, worlds: int) -> Plan:
+        return Plan()
+
+    def keep_steps(self, config: dict) -> list[int]:
+        return list(range(config["steps"]))
+
+    def run_point(self, session, point: Point) -> dict:
+        from cos_jax.experiments.exploration import self_correction
+        from cos_jax.tasks import get_task
+        from cos_jax.tasks.exploration import explore
+
+        cfg = session.config
+        static, moving, memory, presence, corrected = [], [], [], [], []
+        for index, x0, _ in session.decoded_steps(session.entry_subset(point.params["entry"])):
+            for w, i in enumerate(index):
+                sample = session.samples[i]
+                task = get_task(sample.task)
+                curves = settle_curves(x0[:, w], sample.video)
+                static.append(curves["static"])
+                moving.append(curves["moving"])
+                if sample.task == "permanence":
+                    readable, present = memory_cells(x0[:, w], sample.meta)
+                    memory.append(readable)
+                    presence.append(present)
+                if task.multiple_choice:
+                    d = explore(task, list(x0[:, w]), sample.meta, tau=cfg["tau"])
+                    step = self_correction(np.asarray(d["activations"]), task.correct_candidates(sample.meta),
+                                           cfg["tau"])  # fmt: skip
+                    corrected.append(-1 if step is None else step)
+        record = {"static": np.asarray(static, np.float32), "moving": np.asarray(moving, np.float32)}
+        if memory:
+            record |= {"memory": np.asarray(memory, np.float32), "presence": np.asarray(presence, np.float32)}
+        if corrected:
+            record["self_correction_step"] = np.asarray(corrected)
+        return record
+
+    def summarise(self, config: dict, info: dict, records: dict) -> dict:
+        from cos_jax.experiments.emergent_report import summarise
+
+        return summarise(config, records)
+
+    def report(self, results: dict, out: Path, records: dict) -> list:
+        from cos_jax.experiments.emergent_report import report
+
+        return report(results, out)
