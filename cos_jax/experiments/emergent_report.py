@@ -58,16 +58,17 @@ def report(results: dict, out: Path) -> list:
     for t, v in settled.items():
         series[f"{t}: static"] = (np.asarray(v["static_curve"]), None, None)
         series[f"{t}: moving"] = (np.asarray(v["moving_curve"]), None, None)
-    f1 = curves(out / "settle.png", steps, series, "distance of x̂0 to its final value (normalised at step 0)",
-                "denoising step", "normalised distance", ylim=(-0.02, 1.05))  # fmt: skip
+    f1 = curves(out / "settle.png", steps, series, "pixels whose palette colour in x̂0 differs from the final video",
+                "denoising step", "share of region pixels")  # fmt: skip
     sections = [Section(
         "Perception before action",
-        [f"Static pixels never change in the ground-truth video; moving pixels do. Settle step: the first step "
-         f"from which x̂0's distance to its final value stays ≤ {results['settle']:g} of its step-0 value. "
+        [f"Static pixels keep their colour throughout the ground-truth video; moving pixels change. Settle step: "
+         f"the first step from which at most {results['settle']:g} of a region's pixels (over all frames) differ "
+         "in palette colour from the final video. "
          "The claim predicts moving − static > 0. Intervals: bootstrap 95 % (paired for the difference)."],
         tables=[Table(["task", "samples with both regions", "static settles at", "moving settles at",
                        "moving − static"], rows)],
-        figures=[Figure(f1, caption="mean normalised distance per step, static vs moving pixels")],
+        figures=[Figure(f1, caption="mean share of pixels not yet at their final colour, static vs moving")],
     )]  # fmt: skip
     mem = {t: v for t, v in tasks.items() if "memory_readable" in v}
     if mem:
