@@ -127,7 +127,7 @@ def write_html(path: str | Path, title: str, sections: list[Section], meta: dict
     """Write the report as one self-contained HTML file (figures inlined as base64 PNG) and return its path.
 
     `meta` (config, model, command, sample counts, ...) is shown first as a definition list; dict and list values
-    are rendered as JSON. All text is HTML-escaped, so paragraphs are plain text, not markup.
+    are rendered as JSON, folded (<details>). All text is HTML-escaped, so paragraphs are plain text, not markup.
     """
     esc = html.escape
     parts = [
@@ -138,7 +138,14 @@ def write_html(path: str | Path, title: str, sections: list[Section], meta: dict
         f"<h1>{esc(title)}</h1>",
     ]
     if meta:
-        items = "".join(f"<dt>{esc(str(k))}</dt><dd>{esc(_meta_value(v))}</dd>\n" for k, v in meta.items())
+
+        def item(k, v) -> str:
+            value = esc(_meta_value(v))
+            if isinstance(v, dict | list | tuple):
+                value = f"<details><summary>{len(v)} entries</summary>{value}</details>"
+            return f"<dt>{esc(str(k))}</dt><dd>{value}</dd>\n"
+
+        items = "".join(item(k, v) for k, v in meta.items())
         parts.append(f'<dl class="meta">\n{items}</dl>')
     if len(sections) > 1:
         links = "".join(f'<li><a href="#s{i}">{esc(s.title)}</a></li>' for i, s in enumerate(sections))

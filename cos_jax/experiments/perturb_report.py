@@ -62,6 +62,7 @@ def summarise(exp, config: dict, info: dict, records: dict) -> dict:
         "points": sorted(rows, key=lambda r: r["id"]),
         "calibration": calib,
         "readings": readings(config, rows),
+        "switch_step": info.get("switch_step"),
     }  # fmt: skip
 
 
@@ -140,8 +141,10 @@ def report(results: dict, out: Path) -> list:
             if not series:
                 continue
             series["clean"] = (np.full(len(xs), c[0]), np.full(len(xs), c[1]), np.full(len(xs), c[2]))
+            switch = results.get("switch_step")
+            vlines = {"expert switch": switch - 0.5} if kind == "step" and switch is not None else None
             path = curves(out / f"{kind}_{mode}.png", np.asarray(xs), series, f"noise at {kind}, {mode}", axis,
-                          "success rate", ylim=(-0.02, 1.02))  # fmt: skip
+                          "success rate", vlines=vlines, ylim=(-0.02, 1.02))  # fmt: skip
             figures.append(Figure(path, caption=f"{mode}: success against {axis}; bands are 95 % intervals"))
         title = "Noise at a step (all frames)" if kind == "step" else "Noise at a latent frame (all steps)"
         sections.append(Section(title, figures=figures,

@@ -3,6 +3,7 @@
 Output folder::
 
     OUT/experiment.json        what ran: experiment, config, model, samples (a rerun must match it)
+    OUT/command.txt            the last command line that ran it (shown in the report)
     OUT/points/<point>.npz     one finished sweep point (written to a temp file, then renamed)
     OUT/results.json           the summary, once every point is done (no timings: reruns are bit-identical)
     OUT/report.html, report.md, figures/*.png
@@ -178,6 +179,8 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
     identity = identity_of(config, model.describe(), session_info(session))
     check_out(out, identity)
     write_json(out / IDENTITY, identity)
+    if command:
+        _atomic(out / "command.txt", lambda f: f.write((command + "\n").encode()))
     info = {**identity, "command": command}
     index, count = shard
     grid = [p for p in exp.points(config, info) if not p.sequential]
@@ -224,7 +227,10 @@ def missing_points(out: Path, info: dict) -> list[str]:
 def finish(out: Path, info: dict | None = None) -> dict | None:
     """Summarise and report if every point is there; else say what is missing and return None."""
     out = Path(out)
-    info = info or json.loads((out / IDENTITY).read_text())
+    if info is None:
+        info = json.loads((out / IDENTITY).read_text())
+        saved = out / "command.txt"
+        info["command"] = saved.read_text().strip() if saved.is_file() else None
     missing = missing_points(out, info)
     if missing:
         print(f"{len(missing)} points not in {out} yet (other shards?): run the remaining shards, then "
