@@ -7,8 +7,9 @@ block outputs of the chosen layers (conditional branch), so only [steps, samples
 
 Outputs: the s_t × s heatmap of 1 − CKA per representation; the sensitivity curve (1 − CKA at the final
 step against s_t) beside the drop in success and the rate of changed outcomes from the same runs. On
-two-expert models the switch step is marked; rerun with `--set boundary=900` to move it (a peak that
-moves with it is an expert effect).
+two-expert models the switch step is marked, and `boundaries` (e.g. [875, 900]) repeats the sweep with
+the expert switch moved: the report says whether the sensitivity peak moves with the switch (an expert
+effect) or stays.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Propagation:
         "capture_reducer": "full",  # "subsample" (every capture_stride-th token) at full size
         "capture_stride": 4,
         "capture_dtype": "float32",
+        "boundaries": [],  # two-expert models: repeat the sweep at each of these boundaries (default: `boundary`)
         "batch": 32,
     }
 
@@ -71,8 +73,9 @@ class Propagation:
             raise ExperimentError("batch = 1: paired runs need batch >= 2 (clean and perturbed worlds)")
 
     def points(self, config: dict, info: dict) -> list[Point]:
-        return [Point(f"{mode}-t{s:02d}", {"mode": mode, "alpha": config["alpha"], "at": s})
-                for mode in config["modes"] for s in config["inject_steps"]]  # fmt: skip
+        bounds = [(f"b{b:g}-", b) for b in config["boundaries"]] or [("", config["boundary"])]
+        return [Point(f"{prefix}{mode}-t{s:02d}", {"mode": mode, "alpha": config["alpha"], "at": s, "boundary": b})
+                for prefix, b in bounds for mode in config["modes"] for s in config["inject_steps"]]  # fmt: skip
 
     def next_points(self, config: dict, records: dict) -> list[Point]:
         return []
@@ -100,11 +103,15 @@ class Propagation:
         out = {f"{k}_{name}": np.zeros((n, steps), np.float32) for k in ("cka", "ucka") for name in names}
         scores = {k: np.zeros(n) for k in ("score_clean", "success_clean", "score", "success")}
         keep = keep_x0(steps, self.keep_steps(cfg), latents=True)
+        sampling = session.sampling
+        if sampling.boundary is not None:
+            sampling = sampling.replace(boundary=point.params["boundary"])
+        switch = sampling.switch_step() if sampling.boundary is not None else None
         for c, index in enumerate(session.chunks(pair=True)):
             inputs = session.inputs(c, index, pair=True)
             plan = self.plan_for(session, point, len(inputs["worlds"]))
             latent, cka = _paired_run(tuple(session.model.experts), inputs["cond"], inputs["noise"], plan,
-                                      jax.random.key(inputs["plan_seed"]), keep, config=session.sampling,
+                                      jax.random.key(inputs["plan_seed"]), keep, config=sampling,
                                       policy=cfg["policy"])  # fmt: skip
             latent = np.asarray(latent)
             session.check_finite(latent, index, c)
@@ -121,7 +128,7 @@ class Propagation:
             videos = session.model.decode(np.concatenate([latent[:real], latent[b : b + real]]))
             scores["score_clean"][idx], scores["success_clean"][idx] = session.score(videos[:real], idx)
             scores["score"][idx], scores["success"][idx] = session.score(videos[real:], idx)
-        return out | scores
+        return out | scores | {"switch_step": switch}
 
     def summarise(self, config: dict, info: dict, records: dict) -> dict:
         from cos_jax.experiments.propagation_report import summarise

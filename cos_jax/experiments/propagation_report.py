@@ -19,62 +19,97 @@ def representations(config: dict) -> list[str]:
 
 
 def summarise(config: dict, info: dict, records: dict) -> dict:
+    """One entry per (boundary, mode) sweep, keyed "mode" (one boundary) or "mode @ boundary B"."""
+    bounds = config["boundaries"] or [config["boundary"]]
+    out = {"representations": representations(config), "modes": {}}
+    for b in bounds:
+        for mode in config["modes"]:
+            rows = sorted((r for r in records.values() if r["params"]["mode"] == mode and r["params"]["boundary"] == b),
+                          key=lambda r: r["params"]["at"])  # fmt: skip
+            key = f"{mode} @ boundary {b:g}" if config["boundaries"] else mode
+            out["modes"][key] = {"mode": mode, "boundary": b, **_sweep(config, rows)}
+    out["boundary_effect"] = boundary_effect(config, out["modes"])
+    return out
+
+
+def _sweep(config: dict, rows: list[dict]) -> dict:
     steps = config["steps"]
-    out = {"switch_step": info.get("switch_step"), "representations": representations(config), "modes": {}}
+    switch = rows[0]["switch_step"] if rows else None
+    entry = {"switch_step": None if switch is None else int(switch), "inject_steps": [r["params"]["at"] for r in rows],
+             "heatmap": {}, "sensitivity": {}, "unbiased_sensitivity": {}}  # fmt: skip
+    for rep in representations(config):
+        dis = np.stack([1.0 - r[f"cka_{rep}"] for r in rows])  # [inject, samples, steps]
+        entry["heatmap"][rep] = [_r(row) for row in dis.mean(axis=1)]
+        entry["sensitivity"][rep] = [_r(bootstrap_ci(d[:, steps - 1])) for d in dis]
+        udis = np.stack([1.0 - r[f"ucka_{rep}"] for r in rows])
+        entry["unbiased_sensitivity"][rep] = [_r(bootstrap_ci(d[:, steps - 1])) for d in udis]
+        before = [float(np.abs(d[:, : r["params"]["at"]]).max()) if r["params"]["at"] else 0.0
+                  for d, r in zip(dis, rows, strict=True)]  # fmt: skip
+        entry["before_injection_max"] = max(entry.get("before_injection_max", 0.0), *before)
+    entry["success_clean"] = [_r(bootstrap_ci(r["success_clean"])) for r in rows]
+    entry["success"] = [_r(bootstrap_ci(r["success"])) for r in rows]
+    entry["success_drop"] = [_r(paired_bootstrap_ci(r["success_clean"], r["success"])) for r in rows]
+    entry["changed"] = [_r(bootstrap_ci((r["success_clean"] != r["success"]).astype(float))) for r in rows]
+    entry["peak"] = {rep: entry["inject_steps"][int(np.argmax([v[0] for v in entry["sensitivity"][rep]]))]
+                     for rep in representations(config)}  # fmt: skip
+    return entry
+
+
+def boundary_effect(config: dict, sweeps: dict) -> list[str]:
+    """Per mode and representation: does the sensitivity peak move with the expert switch across boundaries?"""
+    out = []
     for mode in config["modes"]:
-        rows = sorted((r for r in records.values() if r["params"]["mode"] == mode), key=lambda r: r["params"]["at"])
-        entry = {"inject_steps": [r["params"]["at"] for r in rows], "heatmap": {}, "sensitivity": {},
-                 "unbiased_sensitivity": {}}  # fmt: skip
+        runs = [v for v in sweeps.values() if v["mode"] == mode and v["switch_step"] is not None]
+        if len({v["switch_step"] for v in runs}) < 2:
+            continue
+        runs = sorted(runs, key=lambda v: v["switch_step"])
         for rep in representations(config):
-            dis = np.stack([1.0 - r[f"cka_{rep}"] for r in rows])  # [inject, samples, steps]
-            entry["heatmap"][rep] = [_r(row) for row in dis.mean(axis=1)]
-            entry["sensitivity"][rep] = [_r(bootstrap_ci(d[:, steps - 1])) for d in dis]
-            udis = np.stack([1.0 - r[f"ucka_{rep}"] for r in rows])
-            entry["unbiased_sensitivity"][rep] = [_r(bootstrap_ci(d[:, steps - 1])) for d in udis]
-            entry["before_injection_max"] = max(entry.get("before_injection_max", 0.0), max(
-                (float(np.abs(d[:, : r["params"]["at"]]).max()) if r["params"]["at"] else 0.0)
-                for d, r in zip(dis, rows, strict=True)))  # fmt: skip
-        entry["success_clean"] = [_r(bootstrap_ci(r["success_clean"])) for r in rows]
-        entry["success"] = [_r(bootstrap_ci(r["success"])) for r in rows]
-        entry["success_drop"] = [_r(paired_bootstrap_ci(r["success_clean"], r["success"])) for r in rows]
-        entry["changed"] = [_r(bootstrap_ci((r["success_clean"] != r["success"]).astype(float))) for r in rows]
-        entry["peak"] = {rep: entry["inject_steps"][int(np.argmax([v[0] for v in entry["sensitivity"][rep]]))]
-                         for rep in representations(config)}  # fmt: skip
-        out["modes"][mode] = entry
+            peaks = [v["peak"][rep] for v in runs]
+            switches = [v["switch_step"] for v in runs]
+            moved = all(np.sign(p2 - p1) == np.sign(s2 - s1) != 0
+                        for p1, p2, s1, s2 in zip(peaks, peaks[1:], switches, switches[1:], strict=False))  # fmt: skip
+            verdict = "moves with the switch: an expert effect" if moved else "does not follow the switch"
+            pairs = ", ".join(f"switch {s} → peak {p}" for s, p in zip(switches, peaks, strict=True))
+            out.append(f"{mode}, {rep}: {pairs}; the peak {verdict}")
     return out
 
 
 def report(results: dict, out: Path) -> list:
     cfg = results["config"]
-    switch = results["switch_step"]
-    vlines = {"expert switch": switch - 0.5} if switch is not None else None
+    switches = sorted({v["switch_step"] for v in results["modes"].values() if v["switch_step"] is not None})
+    where = (f"Expert switch at step(s) {switches} (boundaries {cfg['boundaries'] or [cfg['boundary']]})."
+             if switches else "One expert (no switch).")  # fmt: skip
     sections = [Section("Protocol", [
         f"{results['num_samples']} samples ({', '.join(cfg['tasks'])}, {cfg['per_task']} each), {cfg['steps']} "
         f"Euler steps, CFG {cfg['guidance']:g}. Each sample runs clean and perturbed from the same initial noise; "
         f"the perturbation ({', '.join(cfg['modes'])}, α = {cfg['alpha']:g}) hits every latent frame at step s_t. "
         "CKA compares clean and perturbed as tokens × channels at every step: the latent the DiT saw, x̂0, and "
         f"block outputs of layers {cfg['layers']} (conditional branch). "
-        + (f"Expert switch at step {switch} (boundary {cfg['boundary']:g})." if switch is not None else
-           "One expert (no switch).")])]  # fmt: skip
+        + where])]  # fmt: skip
+    if results["boundary_effect"]:
+        sections.append(Section("Does the peak follow the expert switch?", results["boundary_effect"]))
     for mode, entry in results["modes"].items():
         inject = entry["inject_steps"]
+        switch = entry["switch_step"]
+        vlines = {"expert switch": switch - 0.5} if switch is not None else None
+        name = mode.replace(" @ boundary ", "_b")
         marks = None
         if switch is not None:  # the boundary before the switch step on both axes (rows: interpolated s_t)
             marks = {"expert switch": (switch - 0.5, float(np.interp(switch - 0.5, inject, range(len(inject)))))}
         figures = []
         for rep in results["representations"]:
-            path = heatmap(out / f"{mode}_{rep}_heatmap.png", np.asarray(entry["heatmap"][rep]),
+            path = heatmap(out / f"{name}_{rep}_heatmap.png", np.asarray(entry["heatmap"][rep]),
                            list(range(cfg["steps"])), inject, f"1 − CKA, {rep}, {mode}", "step s",
                            "injection step s_t", "1 − linear CKA (mean over samples)", marks=marks)  # fmt: skip
             figures.append(Figure(path, caption=f"{rep}: 1 − CKA between clean and perturbed at every step s"))
         series = {rep: tuple(np.asarray(entry["sensitivity"][rep]).T) for rep in results["representations"]}
-        path = curves(out / f"{mode}_sensitivity.png", np.asarray(inject), series,
+        path = curves(out / f"{name}_sensitivity.png", np.asarray(inject), series,
                       f"sensitivity ({mode}): 1 − CKA at the final step", "injection step s_t", "1 − CKA",
                       vlines=vlines)  # fmt: skip
         figures.insert(0, Figure(path, caption="sensitivity per representation, 95 % bootstrap intervals"))
         drop = np.asarray(entry["success_drop"]).T
         changed = np.asarray(entry["changed"]).T
-        path = curves(out / f"{mode}_outcome.png", np.asarray(inject),
+        path = curves(out / f"{name}_outcome.png", np.asarray(inject),
                       {"success drop (clean − perturbed)": tuple(drop), "changed outcome rate": tuple(changed)},
                       f"outcome ({mode})", "injection step s_t", "rate", vlines=vlines)  # fmt: skip
         figures.insert(1, Figure(path, caption="drop in success and rate of changed outcomes, same runs"))

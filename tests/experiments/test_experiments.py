@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[2]
 SMALL = {
     "perturb": ["noise_steps=[1]", "noise_frames=[2]", "alphas=[1.0]", "modes=['renoise']",
                 "calibrate_modes=[]"],
-    "propagation": ["inject_steps=[1]", "modes=['replace']", "layers=[0,1]"],
+    "propagation": ["inject_steps=[0,1]", "modes=['replace']", "layers=[0,1]", "boundaries=[875,950]"],
     "steps_frames": ["step_counts=[1,3]", "frame_counts=[9,13]"],
     "exploration": ["grid_samples=1"],
     "emergent": ["tasks=['permanence','tictactoe']"],
@@ -62,8 +62,11 @@ def test_every_experiment_runs_on_a_tiny_i2v_a14b_folder(config, i2v_folder, tmp
     results = json.loads((tmp_path / name / "results.json").read_text())
     assert results["model"]["kind"] == "i2v-a14b" and results["model"]["experts"] == 2
     assert results["num_samples"] == 2
-    if name == "propagation":
-        assert results["switch_step"] == 2  # t = 1000, 909, 714 with shift 5: the low-noise expert from step 2
+    if name == "propagation":  # t = 1000, 909, 714 with shift 5: the low-noise expert from step 2 (875), 1 (950)
+        switches = {k: v["switch_step"] for k, v in results["modes"].items()}
+        assert switches == {"replace @ boundary 875": 2, "replace @ boundary 950": 1}
+        assert len(results["boundary_effect"]) == 4  # latent, x0, layer0, layer1
+        assert all("switch 1 → peak" in line for line in results["boundary_effect"])
     assert (tmp_path / name / "report.html").stat().st_size > 1000
 
 
