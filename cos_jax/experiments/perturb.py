@@ -4,7 +4,7 @@ Sweep: modes (`replace`, `add`, `renoise`) × magnitudes α × (each step in `no
 in `noise_frames`), plus the clean run; every point runs every sample from the same initial noise, so
 drops against clean are paired. Success and score per point come with bootstrap 95 % intervals.
 
-Controls the paper's protocol leaves open (reference/paper.md §4.3):
+Controls for what the paper's protocol leaves open:
 - `replace` at a late step asks an almost clean latent to be rebuilt from pure noise in the steps left, a
   denoising effect; `renoise` keeps the clean estimate and replaces only the noise. Both are swept.
 - The scorers read some frames only (`frames_read`, measured per task on ground-truth videos). Each

@@ -51,8 +51,10 @@ def i2v_folder(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("config", sorted(ROOT.glob("configs/vbvr_wan22/*.toml")) or
-                         sorted(ROOT.glob("configs/toy/*.toml")), ids=lambda p: p.stem)  # fmt: skip
+CONFIGS = sorted(ROOT.glob("configs/vbvr_wan22/*.toml")) + sorted(ROOT.glob("configs/toy/*.toml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_experiment_runs_on_a_tiny_i2v_a14b_folder(config, i2v_folder, tmp_path, capsys):
     name = load_config(config)["experiment"]
     args = ["experiment", "run", str(config), "--model", str(i2v_folder), "--out", str(tmp_path / name), "--set",
