@@ -21,8 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from cos_jax.experiments.config import ExperimentError
-from cos_jax.experiments.runner import Point
-from cos_jax.probes.plan import Plan
+from cos_jax.experiments.runner import PerTaskSweep, Point
 
 
 def settle_curves(x0: np.ndarray, gt: np.ndarray, final: np.ndarray) -> dict[str, np.ndarray]:
@@ -73,9 +72,8 @@ def memory_cells(x0: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     return np.mean(readable, axis=0), np.mean(presence, axis=0)
 
 
-class Emergent:
+class Emergent(PerTaskSweep):
     name = "emergent"
-    paired = False
     defaults: ClassVar[dict] = {
         "tasks": ["permanence", "tictactoe_two", "tictactoe", "select_next", "maze@1", "majority_colour"],
         "per_task": 32,
@@ -87,18 +85,6 @@ class Emergent:
     def check(self, config: dict, model: dict) -> None:
         if not 0 < config["settle"] < 1:
             raise ExperimentError(f"settle = {config['settle']} must lie in (0, 1)")
-
-    def points(self, config: dict, info: dict) -> list[Point]:
-        return [Point(f"task-{t.replace('@', '-')}", {"entry": t}) for t in config["tasks"]]
-
-    def next_points(self, config: dict, records: dict) -> list[Point]:
-        return []
-
-    def plan_for(self, session, point: Point, worlds: int) -> Plan:
-        return Plan()
-
-    def keep_steps(self, config: dict) -> list[int]:
-        return list(range(config["steps"]))
 
     def run_point(self, session, point: Point) -> dict:
         from cos_jax.experiments.exploration import self_correction

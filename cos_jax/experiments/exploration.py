@@ -16,8 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from cos_jax.experiments.config import ExperimentError
-from cos_jax.experiments.runner import Point
-from cos_jax.probes.plan import Plan
+from cos_jax.experiments.runner import PerTaskSweep, Point
 
 GRID_STEPS = (0, 1, 2, 4, 6, 8, 10, 15, 20, 30, 40, 49)
 
@@ -32,9 +31,8 @@ def self_correction(activations: np.ndarray, correct, tau: float) -> int | None:
     return int(wrong[-1]) if wrong.size else None
 
 
-class Exploration:
+class Exploration(PerTaskSweep):
     name = "exploration"
-    paired = False
     defaults: ClassVar[dict] = {
         "tasks": ["tictactoe_two", "tictactoe", "select_next", "maze@1", "maze"],
         "per_task": 32,
@@ -52,18 +50,6 @@ class Exploration:
             raise ExperimentError(f"tasks {bad} have no candidate answers to track; choose from {choice}")
         if not 0 < config["tau"] < 1:
             raise ExperimentError(f"tau = {config['tau']} must lie in (0, 1)")
-
-    def points(self, config: dict, info: dict) -> list[Point]:
-        return [Point(f"task-{t.replace('@', '-')}", {"entry": t}) for t in config["tasks"]]
-
-    def next_points(self, config: dict, records: dict) -> list[Point]:
-        return []
-
-    def plan_for(self, session, point: Point, worlds: int) -> Plan:
-        return Plan()
-
-    def keep_steps(self, config: dict) -> list[int]:
-        return list(range(config["steps"]))
 
     def run_point(self, session, point: Point) -> dict:
         from cos_jax.analysis.figures import step_frame_grid

@@ -42,6 +42,33 @@ class Point:
     sequential: bool = False  # runs on shard 0 (depends on other points, or anchors them)
 
 
+class CleanSweep:
+    """Base of experiments whose sampling calls carry no intervention: no follow-up points, an empty plan."""
+
+    paired = False
+
+    def next_points(self, config: dict, records: dict) -> list[Point]:
+        return []
+
+    def plan_for(self, session, point: Point, worlds: int):
+        from cos_jax.probes.plan import Plan
+
+        return Plan()
+
+    def keep_steps(self, config: dict) -> list[int]:
+        return []
+
+
+class PerTaskSweep(CleanSweep):
+    """One point per task entry, each a clean run keeping x̂0 at every step (see `Session.decoded_steps`)."""
+
+    def points(self, config: dict, info: dict) -> list[Point]:
+        return [Point(f"task-{t.replace('@', '-')}", {"entry": t}) for t in config["tasks"]]
+
+    def keep_steps(self, config: dict) -> list[int]:
+        return list(range(config["steps"]))
+
+
 class Experiment(Protocol):
     name: str
     defaults: dict[str, Any]

@@ -17,7 +17,7 @@ import numpy as np
 from cos_jax.analysis.report import Figure, Section, Table, curves
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
 from cos_jax.experiments.config import ExperimentError
-from cos_jax.experiments.runner import Point
+from cos_jax.experiments.runner import CleanSweep, Point
 from cos_jax.probes.plan import Plan
 
 
@@ -25,9 +25,8 @@ def _r(values) -> list[float]:
     return [round(float(v), 6) for v in values]
 
 
-class StepsFrames:
+class StepsFrames(CleanSweep):
     name = "steps_frames"
-    paired = False
     defaults: ClassVar[dict] = {"step_counts": [5, 10, 20, 30, 50], "frame_counts": [9, 13, 17, 21, 25]}
 
     def check(self, config: dict, model: dict) -> None:
@@ -45,15 +44,6 @@ class StepsFrames:
         frames = self._frames(config, info)
         pairs = [(n, frames) for n in config["step_counts"]] + [(config["steps"], f) for f in config["frame_counts"]]
         return [Point(f"s{n:03d}-f{f:03d}", {"steps": n, "frames": f}) for n, f in dict.fromkeys(pairs)]
-
-    def next_points(self, config: dict, records: dict) -> list[Point]:
-        return []
-
-    def plan_for(self, session, point: Point, worlds: int) -> Plan:
-        return Plan()
-
-    def keep_steps(self, config: dict) -> list[int]:
-        return []
 
     def run_point(self, session, point: Point) -> dict:
         from cos_jax.experiments.session import build_session
