@@ -80,10 +80,33 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--weights", default=None, help="a toy weights .npz instead of the shipped one")
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
-    if args.command == "experiment":
-        args.argv = list(sys.argv[1:] if argv is None else argv)[2:]
-        return experiment_cli.main_with_errors(args)
-    return args.func(args)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.func(args)
+    except Exception as err:
+        if not is_user_error(err):
+            raise  # a bug: keep the traceback
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def is_user_error(err: Exception) -> bool:
+    """Errors a user's input causes (files, checkpoints, LoRAs, images, configs): one line, exit status 2.
+
+    The library raises these types for bad inputs; anything else is a bug and keeps its traceback."""
+    from cos_jax.bench.runner import BenchRunError
+    from cos_jax.convert.dit_config import WrongModelKindError
+    from cos_jax.convert.dit_keys import KeyMismatchError
+    from cos_jax.convert.lora import LoraMismatchError
+    from cos_jax.convert.safetensors_io import CorruptCheckpointError
+    from cos_jax.experiments.config import ExperimentError
+    from cos_jax.pipelines.images import ImageError
+
+    user = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, BenchRunError,
+            WrongModelKindError, KeyMismatchError, LoraMismatchError, CorruptCheckpointError, ExperimentError,
+            ImageError)  # fmt: skip
+    return isinstance(err, user)
 
 
 if __name__ == "__main__":

@@ -208,3 +208,19 @@ def test_index_and_shards_must_agree(src, tmp_path):
     save_file(tensors, shard)
     with pytest.raises(CorruptCheckpointError, match="the index and the shards disagree: 1 indexed tensors"):
         _convert(src, tmp_path / "out")
+
+
+def test_cli_turns_bad_inputs_into_one_line(tmp_path, capsys):
+    """`cos-jax convert` on a missing path, an empty folder or a garbage file: `error: …`, status 2, no output."""
+    from cos_jax.cli import main
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{bad}")
+    for src, message in ((tmp_path / "missing", "no such file or folder"),
+                         (tmp_path / "empty", "no *.safetensors"),
+                         (tmp_path / "garbage.safetensors", "garbage.safetensors")):  # fmt: skip
+        assert main(["convert", str(src), str(tmp_path / "out"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "out").exists()

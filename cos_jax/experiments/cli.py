@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 
@@ -20,7 +19,7 @@ def _run(args) -> int:
         print(json.dumps(dry_run(config), indent=1))
         return 0
     out = Path(args.out or Path("runs") / Path(args.config).parent.name / Path(args.config).stem)
-    command = "cos-jax experiment run " + " ".join(shlex.quote(a) for a in args.argv)
+    command = "cos-jax " + " ".join(shlex.quote(a) for a in args.argv)
     run(config, out, shard=parse_shard(args.shard), command=command)
     return 0
 
@@ -57,14 +56,3 @@ def add_commands(sub) -> None:
     m.add_argument("out")
     m.add_argument("shards", nargs="+")
     m.set_defaults(func=_merge)
-
-
-def main_with_errors(args) -> int:
-    """Run a subcommand; a user's mistake (`ExperimentError`) is one line on stderr and exit status 2."""
-    from cos_jax.experiments.config import ExperimentError
-
-    try:
-        return args.func(args)
-    except ExperimentError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
