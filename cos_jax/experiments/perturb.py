@@ -153,30 +153,38 @@ class Perturb:
         return report(results, out)
 
 
+class _Pending(Exception):
+    """A bisection point whose record does not exist yet."""
+
+    def __init__(self, point: Point):
+        self.point = point
+
+
 def calibration(config: dict, records: dict, mode: str, step: int) -> dict:
     """Replay the bisection for (mode, step): α in [0, max] where the mean score crosses half the clean one.
 
-    Iteration 0 evaluates α = max; if the score there stays above the target the threshold is not reached.
+    Point i0 evaluates α = max; if the score there stays above the target, the threshold is not reached.
+    Points i1… are `bisect_threshold`'s evaluations, read from the records; the first missing one is `next`.
     Returns {"history": [(α, score)], "alpha": estimate or None, "reached": bool, "next": Point or None}.
     """
+    from cos_jax.analysis.stats import bisect_threshold
+
     target = 0.5 * float(np.mean(records["clean"]["score"]))
-    lo, hi = 0.0, MAX_ALPHA.get(mode, config["add_max_alpha"])
-    history, reached = [], None
-    for k in range(config["calibrate_iters"] + 1):
-        alpha = hi if k == 0 else 0.5 * (lo + hi)
-        pid = f"calib-{mode}-s{step:02d}-i{k}"
+    history: list[tuple[float, float]] = []
+
+    def score(alpha: float) -> float:
+        pid = f"calib-{mode}-s{step:02d}-i{len(history)}"
         if pid not in records:
-            point = Point(pid, {"kind": "step", "mode": mode, "alpha": alpha, "at": step}, sequential=True)
-            return {"history": history, "alpha": None, "reached": reached, "next": point, "target": target}
-        value = float(np.mean(records[pid]["score"]))
-        history.append((alpha, value))
-        if k == 0:
-            reached = value <= target
-            if not reached:
-                break
-        elif value > target:
-            lo = alpha
-        else:
-            hi = alpha
-    estimate = 0.5 * (lo + hi) if reached else None
-    return {"history": history, "alpha": estimate, "reached": bool(reached), "next": None, "target": target}
+            raise _Pending(Point(pid, {"kind": "step", "mode": mode, "alpha": alpha, "at": step}, sequential=True))
+        history.append((alpha, float(np.mean(records[pid]["score"]))))
+        return history[-1][1]
+
+    top = MAX_ALPHA.get(mode, config["add_max_alpha"])
+    state = {"history": history, "alpha": None, "reached": False, "next": None, "target": target}
+    try:
+        state["reached"] = score(top) <= target
+        if state["reached"]:
+            state["alpha"] = bisect_threshold(score, 0.0, top, target, iters=config["calibrate_iters"])[0]
+    except _Pending as pending:
+        state["next"] = pending.point
+    return state

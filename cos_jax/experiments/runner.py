@@ -194,14 +194,10 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
 
     Returns the results, or None when other shards' points are still missing.
     """
-    from cos_jax.experiments.models import load_model
     from cos_jax.experiments.session import build_session
 
     out = Path(out)
-    exp = get_experiment(config["experiment"])
-    model = model or load_model(config["model"], config["resolution"], config["frames"])
-    check_model_kind(config, model)
-    exp.check(config, model.describe() | {"num_steps": config["steps"]})
+    exp, model = _prepare(config, model)
     session = build_session(config, model)
     identity = identity_of(config, model.describe(), session_info(session))
     check_out(out, identity)
@@ -210,61 +206,72 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
         _atomic(out / "command.txt", lambda f: f.write((command + "\n").encode()))
     info = {**identity, "command": command}
     index, count = shard
-    grid = [p for p in exp.points(config, info) if not p.sequential]
-    mine = grid[index::count] + ([p for p in exp.points(config, info) if p.sequential] if index == 0 else [])
-    done = {p.stem for p in (out / POINTS).glob("*.npz")}
-    todo = [p for p in mine if p.id not in done]
+    points = exp.points(config, info)
+    grid = [p for p in points if not p.sequential]
+    mine = grid[index::count] + ([p for p in points if p.sequential] if index == 0 else [])
+    records = load_records(out)
+    todo = [p for p in mine if p.id not in records]
     print(f"{config['experiment']}: {len(mine)} points in this shard ({len(mine) - len(todo)} done), "
           f"{session.num_samples} samples each, model {model.name}")  # fmt: skip
     bar = tqdm(total=len(todo), desc="sweep points", unit="point", disable=not progress)
     try:
         for point in todo:
-            _run_point(exp, session, point, out)
+            records[point.id] = _run_point(exp, session, point, out)
             bar.update(1)
-        if index == 0:  # sequential follow-ups (bisection) see this folder's records
-            while True:
-                records = load_records(out)
-                follow = [p for p in exp.next_points(config, records) if p.id not in records]
-                if not follow:
-                    break
-                bar.total += len(follow)
-                for point in follow:
-                    _run_point(exp, session, point, out)
-                    bar.update(1)
+        while index == 0:  # sequential follow-ups (bisection) see this folder's records
+            follow = [p for p in exp.next_points(config, records) if p.id not in records]
+            if not follow:
+                break
+            bar.total += len(follow)
+            for point in follow:
+                records[point.id] = _run_point(exp, session, point, out)
+                bar.update(1)
     finally:
         bar.close()
-    return finish(out, info)
+    return finish(out, info, records)
 
 
-def _run_point(exp, session, point: Point, out: Path) -> None:
+def _prepare(config: dict, model=None):
+    """The experiment and the model of a config, both checked against it."""
+    from cos_jax.experiments.models import load_model
+
+    exp = get_experiment(config["experiment"])
+    model = model or load_model(config["model"], config["resolution"], config["frames"])
+    check_model_kind(config, model)
+    exp.check(config, model.describe() | {"num_steps": config["steps"]})
+    return exp, model
+
+
+def _run_point(exp, session, point: Point, out: Path) -> dict:
+    """Run one point and save its record (returned as it reads back: arrays stay arrays)."""
     t0 = time.perf_counter()
     record = exp.run_point(session, point)
     record = {"point": point.id, "params": point.params, **record, "seconds": round(time.perf_counter() - t0, 3)}
     save_record(out / POINTS / f"{point.id}.npz", record)
+    return load_record(out / POINTS / f"{point.id}.npz")
 
 
-def missing_points(out: Path, info: dict) -> list[str]:
+def missing_points(info: dict, records: dict) -> list[str]:
     exp = get_experiment(info["experiment"])
-    records = load_records(out)
     wanted = [p.id for p in exp.points(info["config"], info)]
     wanted += [p.id for p in exp.next_points(info["config"], records)]
     return [i for i in wanted if i not in records]
 
 
-def finish(out: Path, info: dict | None = None) -> dict | None:
+def finish(out: Path, info: dict | None = None, records: dict | None = None) -> dict | None:
     """Summarise and report if every point is there; else say what is missing and return None."""
     out = Path(out)
     if info is None:
         info = json.loads((out / IDENTITY).read_text())
         saved = out / "command.txt"
         info["command"] = saved.read_text().strip() if saved.is_file() else None
-    missing = missing_points(out, info)
+    records = load_records(out) if records is None else records
+    missing = missing_points(info, records)
     if missing:
         print(f"{len(missing)} points not in {out} yet (other shards?): run the remaining shards, then "
               f"`cos-jax experiment merge {out} SHARD_DIR ...`")  # fmt: skip
         return None
     exp = get_experiment(info["experiment"])
-    records = load_records(out)
     results = exp.summarise(info["config"], info, records)
     results = {"experiment": info["experiment"], "config": info["config"], "model": info["model"],
                "num_samples": len(info["samples"]), **results}  # fmt: skip
@@ -317,7 +324,8 @@ def merge(out: str | Path, shards: list[str | Path]) -> dict:
                 _atomic(target, lambda f, p=p: f.write(p.read_bytes()))
     results = finish(out, idents[0])
     if results is None:
-        raise ExperimentError(f"the merged shards still miss points: {', '.join(missing_points(out, idents[0])[:5])}")
+        missing = missing_points(idents[0], load_records(out))
+        raise ExperimentError(f"the merged shards still miss points: {', '.join(missing[:5])}")
     return results
 
 
@@ -326,15 +334,12 @@ def dry_run(config: dict, model=None) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from cos_jax.experiments.models import load_model, take_worlds
+    from cos_jax.experiments.models import take_worlds
     from cos_jax.experiments.session import build_session
     from cos_jax.sampling.api import _run_jitted
     from cos_jax.sampling.loop import keep_x0
 
-    exp = get_experiment(config["experiment"])
-    model = model or load_model(config["model"], config["resolution"], config["frames"])
-    check_model_kind(config, model)
-    exp.check(config, model.describe() | {"num_steps": config["steps"]})
+    exp, model = _prepare(config, model)
     small = {**config, "per_task": 1}
     session = build_session(small, model)
     info = {"config": config, "model": model.describe(), "switch_step": session.switch_step}

@@ -9,6 +9,7 @@ Each (steps, frames) pair is its own compilation, necessarily: the shapes differ
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
@@ -49,7 +50,11 @@ class StepsFrames(CleanSweep):
         from cos_jax.experiments.session import build_session
 
         p = point.params
-        sub = build_session({**session.config, "steps": p["steps"]}, session.model.with_frames(p["frames"]))
+        config = {**session.config, "steps": p["steps"]}
+        if p["frames"] == session.model.frames:  # same samples and conditions; only the sampler changes
+            sub = dataclasses.replace(session, config=config, sampling=session.model.sampling(config))
+        else:  # samples rendered at this frame count, their conditions encoded again
+            sub = build_session(config, session.model.with_frames(p["frames"]))
         n = sub.num_samples
         score, success = np.zeros(n), np.zeros(n)
         for index, real, traj in sub.trajectories(lambda w: Plan()):

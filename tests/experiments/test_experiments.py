@@ -13,6 +13,7 @@ from cos_jax.experiments.models import load_model
 from cos_jax.experiments.registry import EXPERIMENTS
 from cos_jax.experiments.runner import Point
 from cos_jax.experiments.session import build_session
+from cos_jax.sampling import sampling_preset
 
 ROOT = Path(__file__).parents[2]
 SMALL = {
@@ -64,9 +65,11 @@ def test_every_experiment_runs_on_a_tiny_i2v_a14b_folder(config, i2v_folder, tmp
     results = json.loads((tmp_path / name / "results.json").read_text())
     assert results["model"]["kind"] == "i2v-a14b" and results["model"]["experts"] == 2
     assert results["num_samples"] == 2
-    if name == "propagation":  # t = 1000, 909, 714 with shift 5: the low-noise expert from step 2 (875), 1 (950)
-        switches = {k: v["switch_step"] for k, v in results["modes"].items()}
-        assert switches == {"replace @ boundary 875": 2, "replace @ boundary 950": 1}
+    if name == "propagation":
+        paper = sampling_preset("paper").replace(steps=3)
+        expected = {f"replace @ boundary {b}": paper.replace(boundary=float(b)).switch_step() for b in (875, 950)}
+        assert sorted(expected.values()) == [1, 2]  # t = 1000, 909, 714: the two boundaries switch at different steps
+        assert {k: v["switch_step"] for k, v in results["modes"].items()} == expected
         assert len(results["boundary_effect"]) == 4  # latent, x0, layer0, layer1
         assert all("switch 1 → peak" in line for line in results["boundary_effect"])
     assert (tmp_path / name / "report.html").stat().st_size > 1000
