@@ -62,3 +62,44 @@ def save_activation_figure(path: str | Path, activations: np.ndarray, correct: C
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def save_panel_grid(
+    path: str | Path,
+    panels: Sequence[Sequence[np.ndarray]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    title: str,
+    shared_scale: bool = True,
+) -> Path:
+    """A rows × columns grid of small images: 2-d arrays (viridis; one colour scale per row when
+    `shared_scale`) or RGB arrays [h, w, 3] in [0, 1]; written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cos_jax.analysis.report import _save_figure
+
+    rows, cols = len(panels), max(len(r) for r in panels)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.6 + 1.1 * cols, 0.5 + 1.1 * rows), squeeze=False)
+    for r, row in enumerate(panels):
+        flat = [p for p in row if p.ndim == 2]
+        lo = min(float(p.min()) for p in flat) if flat and shared_scale else None
+        hi = max(float(p.max()) for p in flat) if flat and shared_scale else None
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(row):
+                image = row[c]
+                ax.imshow(np.clip(image, 0, 1) if image.ndim == 3 else image, vmin=lo, vmax=hi,
+                          cmap=None if image.ndim == 3 else "viridis", interpolation="nearest")  # fmt: skip
+            else:
+                ax.axis("off")
+            if r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=7)
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save_figure(fig, path)

@@ -7,5 +7,6 @@ from cos_jax.experiments.exploration import Exploration
 from cos_jax.experiments.perturb import Perturb
 from cos_jax.experiments.propagation import Propagation
 from cos_jax.experiments.steps_frames import StepsFrames
+from cos_jax.experiments.token_maps import TokenMaps
 
-EXPERIMENTS = {e.name: e for e in (Perturb(), Propagation(), StepsFrames(), Exploration(), Emergent())}
+EXPERIMENTS = {e.name: e for e in (Perturb(), Propagation(), StepsFrames(), Exploration(), Emergent(), TokenMaps())}

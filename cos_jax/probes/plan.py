@@ -4,6 +4,11 @@ A plan acts on a batch of W "worlds" (seeds), each run with a conditional and an
 branch; the DiT batch is branch-major: [cond worlds…, uncond worlds…]. Its parts, applied in this
 fixed order at every denoising step s:
 
+0. `merge` — rebuild x_s from the worlds it averages over (`matrix`, rows summing to 1), at the steps of
+   `steps`, with x̂0 the previous step's clean estimate and ε̂ = (x − (1−σ_s)·x̂0)/σ_s its noise:
+     latent  x ← (1−σ_s)·M·x̂0 + σ_s·c·M·ε̂   c rescales each world's averaged noise back to the rms of
+                                              the noises it averaged (so independent noises stay N(0, I))
+     x0      x ← (1−σ_s)·M·x̂0 + σ_s·ε̂      the clean estimates are averaged, each world keeps its noise
 1. `noise` — latent perturbation of x_s before the DiT call, at the (step, latent frame) cells of
    `mask`, in the worlds of `worlds`:
      replace  x ← (1−α)·x + α·ε                       (α = 1: the paper's x ← N(0, I))
@@ -30,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 NoiseMode = Literal["replace", "add", "renoise"]
+MergeMode = Literal["latent", "x0"]
 Reducer = Literal["full", "token_norm", "mean", "subsample"]
 Branches = Literal["cond", "uncond", "both"]
 BRANCH_MASKS = {"cond": (1.0, 0.0), "uncond": (0.0, 1.0), "both": (1.0, 1.0)}
@@ -47,6 +53,13 @@ class LatentNoise:
     worlds: jax.Array  # [W]
     alpha: jax.Array  # []
     mode: NoiseMode = "replace"
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentMerge:
+    matrix: jax.Array  # [W, W]: world v becomes sum_w M[v, w] * (its parts)_w
+    steps: jax.Array  # [S] 1 where x_s is rebuilt before the DiT call
+    mode: MergeMode = "latent"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,9 +95,11 @@ class Plan:
     mix: Mix | None = None
     inject: Inject | None = None
     capture: Capture | None = None
+    merge: LatentMerge | None = None
 
 
 _register(LatentNoise, meta=("mode",))
+_register(LatentMerge, meta=("mode",))
 _register(Mix)
 _register(Inject)
 _register(Capture, meta=("num_steps", "num_layers", "reducer", "branches", "stride", "dtype"))
@@ -141,6 +156,23 @@ def mix_plan(matrix, num_steps: int, num_layers: int, steps=None, layers=None, b
         raise ValueError(f"mix matrix must be square [W, W], got shape {matrix.shape}")
     where = _step_layer_mask(num_steps, num_layers, steps, layers)
     return Mix(matrix, where, jnp.asarray(BRANCH_MASKS[branches]))
+
+
+def merge_plan(matrix, num_steps: int, steps: int | Sequence[int], mode: MergeMode = "latent") -> LatentMerge:
+    """Rebuild x_s at `steps` from the worlds' averaged parts (see the module docstring); `matrix` [W, W]
+    (e.g. `group_mean_matrix`) says which worlds each one averages over."""
+    if mode not in ("latent", "x0"):
+        raise ValueError(f"unknown merge mode {mode!r}; choose 'latent' or 'x0'")
+    matrix = np.asarray(matrix, np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.allclose(matrix.sum(1), 1.0, atol=1e-5):
+        raise ValueError(f"merge matrix must be square [W, W] with rows summing to 1, got shape {matrix.shape}")
+    _check("step", steps, num_steps)
+    return LatentMerge(jnp.asarray(matrix), jnp.asarray(_one_hot(num_steps, steps)), mode)
+
+
+def group_mean_matrix(num_groups: int, group_size: int) -> np.ndarray:
+    """Worlds in consecutive groups of `group_size` (one problem's seeds); each receives its group's mean."""
+    return np.kron(np.eye(num_groups, dtype=np.float32), ensemble_matrix(group_size))
 
 
 def swap_matrix(num_worlds: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The pure transforms a `Plan` stands for: latent noise before the DiT call, and the block hook
+"""The pure transforms a `Plan` stands for: latent merge and noise before the DiT call, and the block hook
 (inject → mix → capture) that runs after every transformer block."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from cos_jax.probes.plan import Capture, LatentNoise, Plan
+from cos_jax.probes.plan import Capture, LatentMerge, LatentNoise, Plan
 
 F32 = jnp.float32
 
@@ -26,6 +26,22 @@ def perturb_latent(
         changed = (1 - sigma) * x0_prev + sigma * (jnp.sqrt(1 - alpha**2) * implied + alpha * eps)
     cells = noise.mask[step][None, :, None, None, None] * noise.worlds[:, None, None, None, None]
     return jnp.where(cells > 0, changed, x)
+
+
+def merge_latent(merge: LatentMerge, step: jax.Array, x: jax.Array, x0_prev: jax.Array, sigma: jax.Array) -> jax.Array:
+    """Apply the plan's latent merge at `step` to x [W, F, H, W, C] (see `cos_jax.probes.plan`)."""
+    hi = jax.lax.Precision.HIGHEST
+    implied = (x - (1 - sigma) * x0_prev) / sigma
+    clean = jnp.einsum("vw,w...->v...", merge.matrix, x0_prev, precision=hi)
+    noise = implied
+    if merge.mode == "latent":
+        averaged = jnp.einsum("vw,w...->v...", merge.matrix, implied, precision=hi)
+        axes = tuple(range(1, x.ndim))
+        target = merge.matrix @ jnp.mean(jnp.square(implied), axis=axes)  # the noises' mean square, per world
+        scale = jnp.sqrt(target / jnp.maximum(jnp.mean(jnp.square(averaged), axis=axes), 1e-20))
+        noise = averaged * scale.reshape(-1, *(1,) * len(axes))
+    merged = (1 - sigma) * clean + sigma * noise
+    return jnp.where(merge.steps[step] > 0, merged.astype(x.dtype), x)
 
 
 def capture_shape(capture: Capture, num_worlds: int, tokens: int, dim: int) -> tuple[int, ...]:

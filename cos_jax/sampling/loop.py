@@ -1,6 +1,6 @@
 """The denoising scan: one `lax.scan` per expert phase, CFG over a batch of worlds, x̂0 and captures.
 
-Per step s (global index, both phases): plan noise on x_s → DiT on [cond worlds | uncond worlds] with
+Per step s (global index, both phases): plan merge and noise on x_s → DiT on [cond worlds | uncond worlds] with
 the block hook of the plan → v = v_u + g·(v_c − v_u) → x̂0 = x_s − σ_s·v → solver update → clean-frame
 overwrite (TI2V) → x̂0 and captures written to their slots. Two-expert models run the high-noise expert
 for steps [0, switch) and the low-noise expert for [switch, N): two consecutive scans, a static split.
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cos_jax.probes.plan import Plan
-from cos_jax.probes.transforms import empty_layer_buffer, layer_plan, make_block_hook, perturb_latent
+from cos_jax.probes.transforms import empty_layer_buffer, layer_plan, make_block_hook, merge_latent, perturb_latent
 from cos_jax.sampling.schedules import SamplingConfig
 from cos_jax.sampling.solvers import get_solver
 from cos_jax.wan.dit import WanDiT
@@ -147,6 +147,8 @@ def run_trajectory(
         x, solver_state, x0_prev, key, x0_buffer, xs_buffer, cap_buffer = carry
         sigma = sigmas[i]
         key, noise_key = jax.random.split(key)
+        if plan.merge is not None:
+            x = merge_latent(plan.merge, i, x, x0_prev, sigma)
         if plan.noise is not None:
             x = perturb_latent(plan.noise, i, x, x0_prev, sigma, noise_key)
         t = jnp.full((2 * worlds,), timesteps[i])

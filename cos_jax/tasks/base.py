@@ -213,7 +213,10 @@ class Task(ABC):
             raise ValueError(f"difficulty={difficulty} is not one of {DIFFICULTIES}")
         check_video_shape(resolution, num_frames)
         rng = np.random.default_rng([int(seed), difficulty, zlib.crc32(self.name.encode())])
-        params = self.sample_params(rng, difficulty)
+        return self.sample_of(self.sample_params(rng, difficulty), seed, difficulty, resolution, num_frames)
+
+    def sample_of(self, params: dict, seed: int, difficulty: int, resolution: int, num_frames: int) -> Sample:
+        """The sample of given problem parameters (solved, rendered, with its metadata)."""
         solution = self.solve(params)
         meta = {
             "task": self.name,
@@ -242,6 +245,53 @@ class Task(ABC):
             if hash_split(s.meta["param_hash"]) == split:
                 return s
         raise RuntimeError(f"{self.name}: no {split} configuration in {ATTEMPTS_PER_INDEX} seeds")
+
+    # -- paired problems (layer swaps) and object masks ----------------------------------------------
+    def pair_params(self, params: dict, rng: np.random.Generator, difficulty: int) -> dict | None:
+        """Parameters of a problem B that shares the prompt with `params` (problem A) and differs only in the
+        decisive element, so that its right answer differs and A's problem can show it; None if this A has
+        none. Tasks that support layer swaps override it."""
+        raise NotImplementedError(f"{self.name} has no paired problems")
+
+    @property
+    def has_pairs(self) -> bool:
+        return type(self).pair_params is not Task.pair_params
+
+    def pair(self, seed: int, difficulty: int = 2, resolution: int = 64, num_frames: int = 17, split: str | None = None):
+        """Problems (A, B) whose right answers differ, deterministic in the seed; None if this seed's A has no
+        partner (or, given a split, if either problem lies outside it)."""
+        check_video_shape(resolution, num_frames)
+        params_a = self.sample_params(np.random.default_rng([int(seed), difficulty, zlib.crc32(self.name.encode())]),
+                                      difficulty)  # fmt: skip
+        rng = np.random.default_rng([int(seed), difficulty, zlib.crc32(f"{self.name}/pair".encode())])
+        params_b = self.pair_params(params_a, rng, difficulty)
+        if params_b is None:
+            return None
+        if split is not None and any(hash_split(param_hash(self.name, p)) != split for p in (params_a, params_b)):
+            return None
+        return tuple(self.sample_of(p, seed, difficulty, resolution, num_frames) for p in (params_a, params_b))
+
+    def pair_for_split(self, split: str, index: int, difficulty: int = 2, resolution: int = 64,
+                       num_frames: int = 17) -> tuple[Sample, Sample]:  # fmt: skip
+        """Pair ``index`` of a split: both problems' parameter hashes fall in it."""
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r} is not one of {SPLITS}")
+        attempts = ATTEMPTS_PER_INDEX * TEST_BUCKETS
+        for j in range(attempts):
+            found = self.pair(index * attempts + j, difficulty, resolution, num_frames, split)
+            if found:
+                return found
+        raise RuntimeError(f"{self.name}: no {split} pair in {attempts} seeds")
+
+    def cross_meta(self, problem: dict, answer: dict) -> dict:
+        """Metadata that scores a video of `problem`'s first frame against the right answer of `answer` (the
+        other problem of a pair): `score(video, cross_meta(a, b)).success` reads "the video gives B's answer"."""
+        return {**problem, "solution": answer["solution"]}
+
+    def object_mask(self, sample: Sample) -> np.ndarray:
+        """Where the scene's objects are, per frame of the ground truth: bool (T, H, W), every pixel that is not
+        white background (the canvas is white; tasks whose objects differ override this)."""
+        return np.any(sample.video < 245, axis=-1)
 
     # -- scoring ----------------------------------------------------------------------------------
     def score(self, frames: np.ndarray, meta: dict) -> ScoreResult:

@@ -95,6 +95,24 @@ class Maze(Task):
             "trail on every corridor block you pass. Keep the walls unchanged and the camera fixed."
         )
 
+    def pair_params(self, params, rng, difficulty):
+        """B: the same maze and start with another goal at a path length of the same difficulty, neither goal
+        on the other's route."""
+        nb = neighbours_fn(params["lattice"])
+        start, goal = tuple(params["start"]), tuple(params["goal"])
+        lo, hi = PATH_RANGE[difficulty]
+        route_a = set(bfs_path(start, goal, nb))
+        options = [c for c, d in sorted(bfs(start, nb).items())
+                   if lo <= d <= hi and c not in route_a and goal not in bfs_path(start, c, nb)]  # fmt: skip
+        if not options:
+            return None
+        return {**params, "goal": list(options[int(rng.integers(len(options)))])}
+
+    def cross_meta(self, problem, answer):
+        """A's maze and start, scored against B's goal and route (the scorer reads the goal from params)."""
+        return {**problem, "params": {**problem["params"], "goal": answer["params"]["goal"]},
+                "solution": answer["solution"]}  # fmt: skip
+
     def check_difficulty(self, params, solution, difficulty):
         lo, hi = PATH_RANGE[difficulty]
         assert params["cells"] == CELLS[difficulty] and lo <= solution["length"] <= hi

@@ -74,6 +74,17 @@ class SelectNext(Task):
             "with the same colour and size step, and draw a red square ring around it. Change nothing else."
         )
 
+    def pair_params(self, params, rng, difficulty):
+        """B: the same candidates under the sequence one size larger (s+1, s+2, s+3), whose answer (s+4) is
+        another candidate; only increasing sequences whose B answer is on offer have a partner."""
+        seq, colour = params["sequence"], params["colour"]
+        if seq[1] - seq[0] != 1:
+            return None
+        shifted = [v + 1 for v in seq]
+        if [colour, shifted[2] + 1] not in [list(c) for c in params["candidates"]]:
+            return None
+        return {**params, "sequence": shifted}
+
     def check_difficulty(self, params, solution, difficulty):
         seq = params["sequence"]
         step = seq[1] - seq[0]

@@ -128,6 +128,23 @@ class TicTacToe(Task):
             "change nothing else and keep the camera fixed."
         )
 
+    def pair_params(self, params, rng, difficulty):
+        """B: the board of the same difficulty nearest to A (fewest changed cells) whose winning cells are
+        other cells, empty on both boards, so either board can show either answer."""
+        a = tuple(params["board"])
+        wins_a = set(winning_moves(a, 1))
+        best, best_d = [], 10
+        for b in pool_for(difficulty, self.wins):
+            wins_b = set(winning_moves(b, 1))
+            if wins_b & wins_a or any(a[i] for i in wins_b) or any(b[i] for i in wins_a):
+                continue
+            d = sum(x != y for x, y in zip(a, b, strict=True))
+            if d < best_d:
+                best, best_d = [b], d
+            elif d == best_d:
+                best.append(b)
+        return {"board": list(best[int(rng.integers(len(best)))])} if best else None
+
     def check_difficulty(self, params, solution, difficulty):
         b = tuple(params["board"])
         assert b in positions(self.wins) and winning_moves(b, 1) == solution["win_cells"]
