@@ -71,7 +71,7 @@ def test_hook_plan_is_data_and_state_is_threaded(tiny_config):
     x, t, ctx = _inputs(tiny_config)
     traces = []
 
-    def zero_layer(hidden, plan_slice, layer, norms):
+    def zero_layer(hidden, plan_slice, layer, norms, block_input):
         norms = norms.at[layer].set(jnp.linalg.norm(hidden, axis=-1))
         return hidden * (1 - plan_slice), norms
 
@@ -97,7 +97,7 @@ def test_bf16_policy_tracks_fp32_and_keeps_fp32_residual(tiny_config):
     x, t, ctx = _inputs(tiny_config)
     ref = np.asarray(model(x, t, ctx, policy="fp32"))
     seen = model.forward_hooked(
-        x, t, ctx, policy="bf16", hook=lambda h, p, i, s: (h, h.dtype == jnp.float32), state=False
+        x, t, ctx, policy="bf16", hook=lambda h, p, i, s, _in: (h, h.dtype == jnp.float32), state=False
     )
     out, residual_is_fp32 = seen
     assert out.dtype == jnp.float32 and bool(residual_is_fp32)  # the residual stream stays float32

@@ -157,7 +157,7 @@ def _cos_block_outputs(model, inputs) -> tuple[np.ndarray, np.ndarray]:
     buffer = jnp.zeros((model.config.num_layers, x.shape[0], tokens, model.config.dim))
     out, captures = model.forward_hooked(
         x, jnp.asarray(inputs.timesteps), jnp.asarray(inputs.context), y,
-        hook=lambda h, _p, layer, buf: (h, buf.at[layer].set(h)), state=buffer,
+        hook=lambda h, _p, layer, buf, _in: (h, buf.at[layer].set(h)), state=buffer,
     )  # fmt: skip
     return np.asarray(out), np.asarray(captures)
 

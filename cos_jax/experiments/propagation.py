@@ -114,7 +114,7 @@ class Propagation:
                                       jax.random.key(inputs["plan_seed"]), keep, config=sampling,
                                       policy=cfg["policy"])  # fmt: skip
             latent = np.asarray(latent)
-            session.check_finite(latent, index, c)
+            session.check_finite(latent, index, f"call {c}")
             real, b = inputs["real"], len(index)
             idx = index[:real]
             for kind, key in ((0, "linear"), (1, "unbiased")):

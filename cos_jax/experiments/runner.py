@@ -150,11 +150,9 @@ def identity_of(config: dict, model_info: dict, session_info: dict) -> dict:
 
 def session_info(session) -> dict:
     """What the summaries need besides the records (sample labels, the schedule, the expert switch)."""
-    cfg = session.config
-    pairs = enumerate(zip(session.samples, session.labels, strict=True))
+    rows = zip(session.samples, session.labels, session.ids, strict=True)
     return {
-        "samples": [{"label": lab, "task": s.task, "index": cfg["start"] + i % cfg["per_task"], "seed": cfg["seed"] + i}
-                    for i, (s, lab) in pairs],
+        "samples": [{"label": lab, "task": s.task, **ids} for s, lab, ids in rows],
         "sigmas": [float(x) for x in session.sampling.schedule().sigmas],
         "switch_step": session.switch_step,
     }  # fmt: skip

@@ -28,6 +28,7 @@ class Session:
     labels: list[str]  # the TASK[@DIFFICULTY] entry of each sample
     cond: Conditions
     sampling: SamplingConfig
+    ids: list[dict] = dataclasses.field(default_factory=list)  # per sample: split index and role
 
     @property
     def num_samples(self) -> int:
@@ -68,12 +69,22 @@ class Session:
         """
         for c, index in enumerate(self.chunks(pair, subset)):
             inputs = self.inputs(c, index, pair)
-            traj = sample(self.model.dit, inputs["cond"], self.sampling, noise=inputs["noise"],
-                          plan=make_plan(len(inputs["worlds"])), plan_seed=inputs["plan_seed"],
-                          keep_steps=list(keep_steps), keep_latents=keep_latents,
-                          policy=self.config["policy"])  # fmt: skip
-            self.check_finite(traj.latent, index, c)
+            traj = self.run(inputs["worlds"], inputs["worlds"], make_plan(len(inputs["worlds"])), inputs["plan_seed"],
+                            keep_steps=keep_steps, keep_latents=keep_latents)  # fmt: skip
             yield index, inputs["real"], traj
+
+    def run(self, worlds, noise_index, plan: Plan, plan_seed: int, *, keep_steps=(), keep_latents: bool = False,
+            names=None) -> Trajectory:  # fmt: skip
+        """One sampling call: world j is sample `worlds[j]` from the initial noise of seed + `noise_index[j]`;
+        NaN/inf in a final latent is an error naming `names[j]` (default: the sample index)."""
+        import jax.numpy as jnp
+
+        worlds = np.asarray(worlds)
+        traj = sample(self.model.dit, take_worlds(self.cond, worlds, self.num_samples), self.sampling,
+                      noise=jnp.asarray(self.noise(np.asarray(noise_index))), plan=plan, plan_seed=plan_seed,
+                      keep_steps=list(keep_steps), keep_latents=keep_latents, policy=self.config["policy"])  # fmt: skip
+        self.check_finite(traj.latent, worlds if names is None else np.asarray(names), f"plan seed {plan_seed}")
+        return traj
 
     def decoded_steps(self, subset=None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Clean runs with x̂0 kept at every step: yields (real sample indices, uint8 x̂0 videos [S, n, T, H, W, 3],
@@ -99,13 +110,13 @@ class Session:
                 "noise": jnp.asarray(self.noise(worlds)), "plan_seed": self.config["seed"] * 7919 + c,
                 "real": len(index) - int(np.sum(index == index[-1])) + 1}  # fmt: skip
 
-    def check_finite(self, latent, index: np.ndarray, c: int) -> None:
+    def check_finite(self, latent, index: np.ndarray, where: str) -> None:
         """NaN or inf in a final latent is an error naming the samples, never a silent result."""
         bad = ~np.isfinite(np.asarray(latent).reshape(latent.shape[0], -1)).all(axis=1)
         if bad.any():
             names = sorted({int(index[w % len(index)]) for w in np.flatnonzero(bad)})
             raise ExperimentError(
-                f"NaN/inf in the final latent of sample(s) {names} (call {c}); lower the perturbation magnitude "
+                f"NaN/inf in the final latent of sample(s) {names} ({where}); lower the perturbation magnitude "
                 "or use the fp32 policy"
             )
 
@@ -120,11 +131,23 @@ class Session:
 
 
 def build_session(config: dict, model: ExperimentModel) -> Session:
-    """Held-out task samples at the model's size, their conditions, and the sampler of the config."""
-    from cos_jax.tasks import TASKS, get_task
+    """Held-out task samples at the model's size, their conditions, and the sampler of the config. An
+    experiment with its own samples (e.g. paired problems) provides `make_samples(config, model)`."""
+    from cos_jax.experiments.runner import get_experiment
+
+    maker = getattr(get_experiment(config["experiment"]), "make_samples", None) or task_samples
+    samples, labels, ids = maker(config, model)
+    cond = model.conditions(np.stack([s.first_frame for s in samples]), [s.prompt for s in samples],
+                            config["policy"])  # fmt: skip
+    return Session(config, model, samples, labels, cond, model.sampling(config), ids)
+
+
+def task_entries(config: dict) -> list[tuple[str, str, int]]:
+    """(entry label, task name, difficulty) of every `tasks` entry, checked."""
+    from cos_jax.tasks import TASKS
     from cos_jax.train.evaluate import entry_label, parse_entry
 
-    samples, labels = [], []
+    out = []
     for entry in config["tasks"]:
         try:
             name, level = parse_entry(entry)
@@ -132,11 +155,20 @@ def build_session(config: dict, model: ExperimentModel) -> Session:
             raise ExperimentError(str(err)) from None
         if name not in TASKS:
             raise ExperimentError(f"tasks: unknown task {name!r}; choose from {', '.join(TASKS)}")
+        out.append((entry_label(entry), name, level))
+    return out
+
+
+def task_samples(config: dict, model: ExperimentModel) -> tuple[list, list[str], list[dict]]:
+    """`per_task` held-out samples of every task entry from split index `start`; sample i is world seed + i."""
+    from cos_jax.tasks import get_task
+
+    samples, labels, ids = [], [], []
+    for label, name, level in task_entries(config):
         task = get_task(name)
         for i in range(config["per_task"]):
             samples.append(task.generate_for_split(config["split"], config["start"] + i, level, model.resolution,
                                                    model.frames))  # fmt: skip
-            labels.append(entry_label(entry))
-    cond = model.conditions(np.stack([s.first_frame for s in samples]), [s.prompt for s in samples],
-                            config["policy"])  # fmt: skip
-    return Session(config, model, samples, labels, cond, model.sampling(config))
+            labels.append(label)
+            ids.append({"index": config["start"] + i, "seed": config["seed"] + len(ids)})
+    return samples, labels, ids

@@ -153,9 +153,10 @@ class TokenMaps:
         cfg = session.config
         detail = self.detail_samples(session)
         grid, lc, k = self.grid(session), len(cfg["layers"]), len(cfg["show_steps"])
+        dim = session.model.experts[0].config.dim
         out = {"pca_rgb": np.zeros((len(detail), k, lc, *grid, 3), np.float32),
                "pca_share": np.zeros((len(detail), k, lc, 3), np.float32),
-               "channel_var": np.zeros((len(detail), k, lc, session.model.experts[0].config.dim), np.float32)}  # fmt: skip
+               "channel_var": np.zeros((len(detail), k, lc, dim), np.float32)}  # fmt: skip
         keep = keep_x0(cfg["steps"], [])
         for c, index in enumerate(session.chunks(subset=detail)):
             inputs = session.inputs(c, index)

@@ -70,10 +70,9 @@ def report(results: dict, out: Path, records: dict) -> list:
     switch = results["switch_step"]
     vlines = {f"expert switch (step {switch})": switch - 0.5} if switch is not None else None
     est, lo, hi = (np.asarray(a) for a in results["mean_norm"])
-    f1 = curves(out / "mean_norm.png", steps, {f"layer {lay}": (est[:, j], lo[:, j], hi[:, j])
-                                               for j, lay in enumerate(layers)},  # fmt: skip
-                "mean token norm of the block output (conditional pass)", "denoising step", "mean L2 norm",
-                vlines=vlines)  # fmt: skip
+    by_layer = {f"layer {lay}": (est[:, j], lo[:, j], hi[:, j]) for j, lay in enumerate(layers)}
+    f1 = curves(out / "mean_norm.png", steps, by_layer, "mean token norm of the block output (conditional pass)",
+                "denoising step", "mean L2 norm", vlines=vlines)  # fmt: skip
     f2 = curves(out / "norm_by_layer.png", np.asarray(layers), {f"step {s}": (est[s], lo[s], hi[s]) for s in show},
                 "mean token norm per layer at the shown steps", "layer", "mean L2 norm")  # fmt: skip
     energy = np.asarray(results["frame_energy"])  # [S, Lc, F]
@@ -133,12 +132,16 @@ def _detail_section(results: dict, out: Path, records: dict) -> Section:
             row_labels = [f"L{lay} PCA {100 * share[d, k, j].sum():.0f}%" for j, lay in enumerate(layers)]
             cols = [f"norm f{f}" for f in range(frames)] + [f"PCA f{f}" for f in range(frames)]
             name = f"maps_{d:02d}_{label.replace('@', '-')}_s{step:02d}.png"
-            path = save_panel_grid(out / name, panels, row_labels, cols,
-                                   f"{label}, step {step}: token norm and PCA → RGB (layers × latent frames)")  # fmt: skip
-            figures.append(Figure(path, caption=f"{label}, step {step}; row label: variance the 3 components explain"))
+            title = f"{label}, step {step}: token norm and PCA → RGB (layers × latent frames)"
+            path = save_panel_grid(out / name, panels, row_labels, cols, title)
+            caption = f"{label}, step {step}; row label: variance the 3 components explain"
+            figures.append(Figure(path, caption=caption))
     top, top_share = results["top_channels"], np.asarray(results["top_channel_share"])
-    rows = [[f"step {s}", f"layer {lay}", ", ".join(f"{c} ({100 * top_share[k, j, i]:.1f}%)"
-             for i, c in enumerate(top[k][j]))] for k, s in enumerate(show) for j, lay in enumerate(layers)]  # fmt: skip
+
+    def channels(k: int, j: int) -> str:
+        return ", ".join(f"{c} ({100 * top_share[k, j, i]:.1f}%)" for i, c in enumerate(top[k][j]))
+
+    rows = [[f"step {s}", f"layer {lay}", channels(k, j)] for k, s in enumerate(show) for j, lay in enumerate(layers)]
     return Section(
         "Maps, PCA and channels per step",
         ["For the first sample(s) of each task: token-norm maps (one colour scale per layer) and a 3-component PCA "

@@ -18,7 +18,10 @@ fixed order at every denoising step s:
               replaced (α = 1) or partly replaced; at step 0, x̂0 = 0.
 2. after every block l (site `blocks.{l}.resid_post`), in this order:
    a. `inject` — replace the block output with a stored tensor where `index[s, l] >= 0`;
-   b. `mix` — h ← M·h over the worlds axis where `where[s, l]` (swap = permutation, ensemble = average);
+   b. `mix` — over the worlds axis where `where[s, l]` (swap = permutation, ensemble = average), either
+      the whole residual stream, h ← M·h (`part="stream"`), or only the block's own update,
+      h ← h_in + M·(h − h_in) with h_in the block's input (`part="update"`: each world keeps the stream it
+      brought to the block and receives the other worlds' contribution of this one layer);
    c. `capture` — reduce and store the block output at the slots of `step_slot[s]` × `layer_slot[l]`.
 Masks and slots are arrays; modes, reducers and slot counts are static. An all-zero plan is
 bit-identical to no plan.
@@ -38,6 +41,7 @@ NoiseMode = Literal["replace", "add", "renoise"]
 MergeMode = Literal["latent", "x0"]
 Reducer = Literal["full", "token_norm", "mean", "subsample"]
 Branches = Literal["cond", "uncond", "both"]
+MixPart = Literal["stream", "update"]
 BRANCH_MASKS = {"cond": (1.0, 0.0), "uncond": (0.0, 1.0), "both": (1.0, 1.0)}
 
 
@@ -67,6 +71,7 @@ class Mix:
     matrix: jax.Array  # [W, W]: world v receives sum_w M[v, w] * h_w
     where: jax.Array  # [S, Lyr]
     branches: jax.Array  # [2] (cond, uncond)
+    part: MixPart = "stream"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +105,7 @@ class Plan:
 
 _register(LatentNoise, meta=("mode",))
 _register(LatentMerge, meta=("mode",))
-_register(Mix)
+_register(Mix, meta=("part",))
 _register(Inject)
 _register(Capture, meta=("num_steps", "num_layers", "reducer", "branches", "stride", "dtype"))
 _register(Plan)
@@ -149,13 +154,19 @@ def _step_layer_mask(num_steps, num_layers, steps, layers) -> jax.Array:
     return jnp.asarray(np.outer(_one_hot(num_steps, steps), _one_hot(num_layers, layers)))
 
 
-def mix_plan(matrix, num_steps: int, num_layers: int, steps=None, layers=None, branches: Branches = "both") -> Mix:
-    """Mix block outputs over worlds with `matrix` [W, W] at the given steps × layers (None = all)."""
+def mix_plan(
+    matrix, num_steps: int, num_layers: int, steps=None, layers=None, branches: Branches = "both",
+    part: MixPart = "stream",
+) -> Mix:  # fmt: skip
+    """Mix block outputs (`part="stream"`) or the blocks' own updates (`"update"`) over worlds with `matrix`
+    [W, W] at the given steps × layers (None = all)."""
     matrix = jnp.asarray(matrix, jnp.float32)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"mix matrix must be square [W, W], got shape {matrix.shape}")
+    if part not in ("stream", "update"):
+        raise ValueError(f"unknown mix part {part!r}; choose 'stream' or 'update'")
     where = _step_layer_mask(num_steps, num_layers, steps, layers)
-    return Mix(matrix, where, jnp.asarray(BRANCH_MASKS[branches]))
+    return Mix(matrix, where, jnp.asarray(BRANCH_MASKS[branches]), part)
 
 
 def merge_plan(matrix, num_steps: int, steps: int | Sequence[int], mode: MergeMode = "latent") -> LatentMerge:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -89,11 +91,12 @@ def layer_plan(plan: Plan, step: jax.Array) -> dict:
 
 
 def make_block_hook(plan: Plan, num_worlds: int):
-    """The hook `(hidden, layer_plan, layer, buffer) -> (hidden, buffer)` for this plan (None if it does nothing)."""
+    """The hook `(hidden, layer_plan, layer, buffer, block_input) -> (hidden, buffer)` for this plan (None if it
+    does nothing)."""
     if plan.mix is None and plan.inject is None and plan.capture is None:
         return None
 
-    def hook(hidden, sl, layer, buffer):
+    def hook(hidden, sl, layer, buffer, block_input):
         b, length, dim = hidden.shape
         h = hidden.reshape(2, num_worlds, length, dim)
         if plan.inject is not None:
@@ -102,7 +105,12 @@ def make_block_hook(plan: Plan, num_worlds: int):
             cells = (k >= 0) * plan.inject.branches[:, None] * plan.inject.worlds[None, :]
             h = jnp.where(cells[:, :, None, None] > 0, source, h)
         if plan.mix is not None:
-            mixed = jnp.einsum("vw,bwld->bvld", plan.mix.matrix, h, precision=jax.lax.Precision.HIGHEST)
+            mix = partial(jnp.einsum, "vw,bwld->bvld", plan.mix.matrix, precision=jax.lax.Precision.HIGHEST)
+            if plan.mix.part == "stream":
+                mixed = mix(h)
+            else:  # h + (M·Δ − Δ): exact where the worlds' updates agree
+                update = h - block_input.reshape(h.shape)
+                mixed = h + (mix(update) - update)
             cells = sl["mix"] * plan.mix.branches
             h = jnp.where(cells[:, None, None, None] > 0, mixed, h)
         if plan.capture is not None:

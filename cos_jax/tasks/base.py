@@ -257,7 +257,9 @@ class Task(ABC):
     def has_pairs(self) -> bool:
         return type(self).pair_params is not Task.pair_params
 
-    def pair(self, seed: int, difficulty: int = 2, resolution: int = 64, num_frames: int = 17, split: str | None = None):
+    def pair(
+        self, seed: int, difficulty: int = 2, resolution: int = 64, num_frames: int = 17, split: str | None = None
+    ):
         """Problems (A, B) whose right answers differ, deterministic in the seed; None if this seed's A has no
         partner (or, given a split, if either problem lies outside it)."""
         check_video_shape(resolution, num_frames)

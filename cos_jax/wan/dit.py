@@ -183,9 +183,10 @@ class WanDiT(nnx.Module):
         def body(carry, xs):
             hidden, hook_state = carry
             block, plan_slice, layer = xs
+            block_input = hidden
             hidden = run_block(block, hidden, inputs)
             if hook is not None:
-                hidden, hook_state = hook(hidden, plan_slice, layer, hook_state)
+                hidden, hook_state = hook(hidden, plan_slice, layer, hook_state, block_input)
             return (constrain(hidden, RESIDUAL_AXES), hook_state), None
 
         layers = jnp.arange(self.config.num_layers)

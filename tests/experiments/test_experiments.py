@@ -23,6 +23,9 @@ SMALL = {
     "steps_frames": ["step_counts=[1,3]", "frame_counts=[9,13]"],
     "exploration": ["grid_samples=1"],
     "emergent": ["tasks=['permanence','tictactoe']"],
+    "token_maps": ["layers=[0,1]", "show_steps=[0,2]"],
+    "layer_swap": ["layers=[0,1]"],
+    "ensemble": ["layer_ranges=[[0,2]]", "merge_steps=[1]", "seeds_per_problem=2"],
 }  # fmt: skip
 
 
@@ -64,7 +67,7 @@ def test_every_experiment_runs_on_a_tiny_i2v_a14b_folder(config, i2v_folder, tmp
     assert main(args) == 0, capsys.readouterr().err
     results = json.loads((tmp_path / name / "results.json").read_text())
     assert results["model"]["kind"] == "i2v-a14b" and results["model"]["experts"] == 2
-    assert results["num_samples"] == 2
+    assert results["num_samples"] == (4 if name == "layer_swap" else 2)  # layer_swap: both problems of each pair
     if name == "propagation":
         paper = sampling_preset("paper").replace(steps=3)
         expected = {f"replace @ boundary {b}": paper.replace(boundary=float(b)).switch_step() for b in (875, 950)}
