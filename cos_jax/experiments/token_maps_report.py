@@ -89,8 +89,10 @@ def report(results: dict, out: Path, records: dict) -> list:
     f5 = curves(out / "fg_bg.png", np.asarray(layers), series,
                 "token norm on objects / off objects (1 = no preference)", "layer", "ratio")  # fmt: skip
     first = results["foreground_from_layer"]
-    verdict = (f"The ratio's 95 % interval lies above 1 from layer {first} on (mean over steps)." if first is not None
-               else "No layer from which the ratio's interval stays above 1 (mean over steps).")  # fmt: skip
+    deviation = float(np.abs(fe - 1).max())
+    verdict = (f"The ratio's 95 % interval lies above 1 from layer {first} on (mean over steps)" if first is not None
+               else "No layer from which the ratio's interval stays above 1 (mean over steps)")  # fmt: skip
+    verdict += f"; the largest distance of a layer's ratio from 1 is {deviation:.3f} (mean over steps)."
     rows = [[f"layer {lay}", _fmt(fe[j], flo[j], fhi[j]), *[_fmt(se[k, j], slo[k, j], shi[k, j])
             for k in range(len(show))]] for j, lay in enumerate(layers)]  # fmt: skip
     task_rows = [[t, v["n"], *[f"{e:.3f} [{a:.3f}, {b:.3f}]" for e, a, b in zip(*v["fg_bg"], strict=True)]]
