@@ -33,7 +33,7 @@ from cos_jax.convert.dit_keys import DIT_RULES, forward_transform, is_stacked, p
 from cos_jax.convert.kinds import KINDS, check_shapes, real_name
 from cos_jax.convert.layouts import resolve_component
 from cos_jax.convert.load import fill_module, flatten_params
-from cos_jax.convert.validate import Check, ValidationResult, relative_error, round_to, torch_model
+from cos_jax.convert.validate_plan import Check, ValidationResult, relative_error, round_to, torch_model
 from cos_jax.wan.config import DiTConfig
 from cos_jax.wan.dit import BlockInputs, WanBlock, abstract_dit
 from cos_jax.wan.precision import get_policy

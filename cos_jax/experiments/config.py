@@ -13,10 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-
-class ExperimentError(ValueError):
-    """A bad input a user can fix (config, override, model, output folder); the CLI prints it in one line."""
-
+from cos_jax.experiments.base import ExperimentError
 
 # Keys every experiment takes, with their defaults. Experiments add their own.
 COMMON: dict[str, Any] = {
@@ -124,13 +121,6 @@ def check_common(config: dict) -> None:
         raise ExperimentError(f"policy = {config['policy']!r}; choose 'fp32' or 'bf16'")
     if config["split"] not in ("train", "test"):
         raise ExperimentError(f"split = {config['split']!r}; choose 'test' (held out) or 'train'")
-
-
-def check_indices(name: str, values, bound: int, what: str) -> None:
-    """Every value in [0, bound), else an `ExperimentError` naming the key and the valid range."""
-    bad = [v for v in values if not 0 <= int(v) < bound]
-    if bad:
-        raise ExperimentError(f"{name} = {list(values)}: {what} {bad} out of range; valid: 0 to {bound - 1}")
 
 
 def command_line(path: str | Path) -> str | None:

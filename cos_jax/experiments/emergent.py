@@ -20,8 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cos_jax.experiments.config import ExperimentError
-from cos_jax.experiments.runner import PerTaskSweep, Point
+from cos_jax.experiments.base import ExperimentError, PerTaskSweep, Point
 
 
 def settle_curves(x0: np.ndarray, gt: np.ndarray, final: np.ndarray) -> dict[str, np.ndarray]:
@@ -36,14 +35,6 @@ def settle_curves(x0: np.ndarray, gt: np.ndarray, final: np.ndarray) -> dict[str
     changed = (palette.decode(x0) != palette.decode(final)[None]).mean(1)  # [S, H, W]: share of frames
     return {name: changed[:, mask].mean(1) if mask.any() else np.full(len(x0), np.nan)
             for name, mask in (("static", ~moving), ("moving", moving))}  # fmt: skip
-
-
-def settle_step(curve: np.ndarray, level: float) -> float:
-    """The first step from which the curve stays at or below `level` (NaN for an undefined curve)."""
-    if np.isnan(curve).any():
-        return float("nan")
-    above = np.flatnonzero(curve > level)
-    return int(above[-1]) + 1 if above.size else 0
 
 
 def memory_cells(x0: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:

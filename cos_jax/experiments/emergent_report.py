@@ -8,7 +8,14 @@ import numpy as np
 
 from cos_jax.analysis.report import Figure, Section, Table, curves
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
-from cos_jax.experiments.emergent import settle_step
+
+
+def settle_step(curve: np.ndarray, level: float) -> float:
+    """The first step from which the curve stays at or below `level` (NaN for an undefined curve)."""
+    if np.isnan(curve).any():
+        return float("nan")
+    above = np.flatnonzero(curve > level)
+    return int(above[-1]) + 1 if above.size else 0
 
 
 def _r(values) -> list[float]:

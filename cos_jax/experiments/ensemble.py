@@ -26,8 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cos_jax.experiments.config import ExperimentError
-from cos_jax.experiments.runner import Point
+from cos_jax.experiments.base import ExperimentError, Point
 from cos_jax.probes.plan import Plan, group_mean_matrix, merge_plan, mix_plan
 from cos_jax.sampling.api import _run_jitted
 
@@ -42,13 +41,6 @@ def answer_of(task, video: np.ndarray, meta: dict) -> int:
         return int(task.score(video, meta).success)
     acts = task.candidate_activations(video, meta)
     return int(acts.argmax()) if acts.max() >= ANSWER_ON else -1
-
-
-def majority_pick(answers: np.ndarray) -> int:
-    """Index of the world whose answer most worlds give (ties: the answer seen first)."""
-    values, first, counts = np.unique(answers, return_index=True, return_counts=True)
-    best = max(range(len(values)), key=lambda i: (counts[i], -first[i]))
-    return int(first[best])
 
 
 class Ensemble:

@@ -9,9 +9,15 @@ import numpy as np
 
 from cos_jax.analysis.report import Figure, Section, Table, curves
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
-from cos_jax.experiments.ensemble import majority_pick
 
 BASELINES = ("single seed", "best of W", "majority vote")
+
+
+def majority_pick(answers: np.ndarray) -> int:
+    """Index of the world whose answer most worlds give (ties: the answer seen first)."""
+    values, first, counts = np.unique(answers, return_index=True, return_counts=True)
+    best = max(range(len(values)), key=lambda i: (counts[i], -first[i]))
+    return int(first[best])
 
 
 def _r(ci) -> list[float]:

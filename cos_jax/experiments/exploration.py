@@ -15,8 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cos_jax.experiments.config import ExperimentError
-from cos_jax.experiments.runner import PerTaskSweep, Point
+from cos_jax.experiments.base import ExperimentError, PerTaskSweep, Point
 
 GRID_STEPS = (0, 1, 2, 4, 6, 8, 10, 15, 20, 30, 40, 49)
 

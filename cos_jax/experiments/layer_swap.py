@@ -28,8 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cos_jax.experiments.config import ExperimentError, check_indices
-from cos_jax.experiments.runner import Point
+from cos_jax.experiments.base import ExperimentError, Point, check_indices
 from cos_jax.probes.plan import Plan, mix_plan, swap_matrix
 
 OUTCOMES = ("own", "other", "neither")
@@ -48,7 +47,7 @@ class LayerSwap:
     }
 
     def check(self, config: dict, model: dict) -> None:
-        from cos_jax.experiments.session import task_entries
+        from cos_jax.experiments.base import task_entries
         from cos_jax.tasks import get_task
 
         for label, name, _ in task_entries(config):
@@ -69,7 +68,7 @@ class LayerSwap:
 
     def make_samples(self, config: dict, model) -> tuple[list, list[str], list[dict]]:
         """Problems A and B of every pair, interleaved: samples 2p and 2p + 1 are pair p."""
-        from cos_jax.experiments.session import task_entries
+        from cos_jax.experiments.base import task_entries
         from cos_jax.tasks import get_task
 
         samples, labels, ids = [], [], []

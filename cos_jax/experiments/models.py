@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cos_jax.experiments.config import ExperimentError
+from cos_jax.experiments.base import ExperimentError
 from cos_jax.sampling import Conditions, SamplingConfig, sampling_preset
 
 TEMPORAL_STRIDE = 4  # pixel frames per latent frame (frame 0 alone), for the toy codec and the Wan VAEs

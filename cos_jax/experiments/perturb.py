@@ -21,8 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cos_jax.experiments.config import ExperimentError, check_indices
-from cos_jax.experiments.runner import Point
+from cos_jax.experiments.base import ExperimentError, Point, check_indices
 from cos_jax.probes.plan import Plan, noise_plan
 
 MODES = ("replace", "add", "renoise")
@@ -145,7 +144,7 @@ class Perturb:
     def summarise(self, config: dict, info: dict, records: dict) -> dict:
         from cos_jax.experiments.perturb_report import summarise
 
-        return summarise(self, config, info, records)
+        return summarise(calibration, config, info, records)
 
     def report(self, results: dict, out: Path, records: dict) -> list:
         from cos_jax.experiments.perturb_report import report

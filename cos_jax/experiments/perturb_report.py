@@ -21,9 +21,8 @@ def _per_task(values: np.ndarray, labels: list[str]) -> dict[str, float]:
     return {k: round(float(np.mean(v)), 6) for k, v in out.items()}
 
 
-def summarise(exp, config: dict, info: dict, records: dict) -> dict:
-    from cos_jax.experiments.perturb import calibration
-
+def summarise(calibration, config: dict, info: dict, records: dict) -> dict:
+    """`calibration(config, records, mode, step)` replays one bisection (`cos_jax.experiments.perturb`)."""
     labels = [s["label"] for s in info["samples"]]
     clean = records["clean"]
     rows = []

@@ -22,9 +22,8 @@ import jax
 import numpy as np
 
 from cos_jax.analysis.cka_jax import paired_cka_jax
-from cos_jax.experiments.config import ExperimentError, check_indices
+from cos_jax.experiments.base import ExperimentError, Point, check_indices
 from cos_jax.experiments.perturb import MODES
-from cos_jax.experiments.runner import Point
 from cos_jax.probes.plan import Plan, capture_plan, noise_plan
 from cos_jax.sampling.loop import keep_x0, run_trajectory
 

@@ -15,75 +15,21 @@ every n-th grid point from the i-th (sequential points, e.g. a bisection, run on
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from cos_jax.experiments.config import ExperimentError
+from cos_jax.experiments.base import Experiment, ExperimentError, Point
 
 FORMAT = 1
 IDENTITY = "experiment.json"
 POINTS = "points"
-
-
-@dataclasses.dataclass(frozen=True)
-class Point:
-    """One sweep point: a file-safe id and the parameters the experiment turns into a plan."""
-
-    id: str
-    params: dict
-    sequential: bool = False  # runs on shard 0 (depends on other points, or anchors them)
-
-
-class CleanSweep:
-    """Base of experiments whose sampling calls carry no intervention: no follow-up points, an empty plan."""
-
-    paired = False
-
-    def next_points(self, config: dict, records: dict) -> list[Point]:
-        return []
-
-    def plan_for(self, session, point: Point, worlds: int):
-        from cos_jax.probes.plan import Plan
-
-        return Plan()
-
-    def keep_steps(self, config: dict) -> list[int]:
-        return []
-
-
-class PerTaskSweep(CleanSweep):
-    """One point per task entry, each a clean run keeping x̂0 at every step (see `Session.decoded_steps`)."""
-
-    def points(self, config: dict, info: dict) -> list[Point]:
-        return [Point(f"task-{t.replace('@', '-')}", {"entry": t}) for t in config["tasks"]]
-
-    def keep_steps(self, config: dict) -> list[int]:
-        return list(range(config["steps"]))
-
-
-class Experiment(Protocol):
-    name: str
-    defaults: dict[str, Any]
-
-    def check(self, config: dict, model_info: dict) -> None: ...
-
-    def points(self, config: dict, model_info: dict) -> list[Point]: ...
-
-    def next_points(self, config: dict, records: dict[str, dict]) -> list[Point]: ...
-
-    def run_point(self, session, point: Point) -> dict: ...
-
-    def summarise(self, config: dict, info: dict, records: dict[str, dict]) -> dict: ...
-
-    def report(self, results: dict, out: Path, records: dict[str, dict]) -> list: ...
 
 
 # ---- records ----------------------------------------------------------------------------------------
@@ -196,7 +142,7 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
 
     out = Path(out)
     exp, model = _prepare(config, model)
-    session = build_session(config, model)
+    session = build_session(config, model, exp)
     identity = identity_of(config, model.describe(), session_info(session))
     check_out(out, identity)
     write_json(out / IDENTITY, identity)
@@ -339,7 +285,7 @@ def dry_run(config: dict, model=None) -> dict:
 
     exp, model = _prepare(config, model)
     small = {**config, "per_task": 1}
-    session = build_session(small, model)
+    session = build_session(small, model, exp)
     info = {"config": config, "model": model.describe(), "switch_step": session.switch_step}
     points = exp.points(config, info)
     pair = getattr(exp, "paired", False)

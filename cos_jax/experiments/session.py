@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from cos_jax.experiments.config import ExperimentError
+from cos_jax.experiments.base import ExperimentError, task_entries
 from cos_jax.experiments.models import ExperimentModel, take_worlds
 from cos_jax.probes.plan import Plan
 from cos_jax.sampling import Conditions, SamplingConfig, Trajectory, initial_noise, sample
@@ -130,33 +130,14 @@ class Session:
         return np.array([r.score for r in results]), np.array([float(r.success) for r in results])
 
 
-def build_session(config: dict, model: ExperimentModel) -> Session:
+def build_session(config: dict, model: ExperimentModel, experiment=None) -> Session:
     """Held-out task samples at the model's size, their conditions, and the sampler of the config. An
     experiment with its own samples (e.g. paired problems) provides `make_samples(config, model)`."""
-    from cos_jax.experiments.runner import get_experiment
-
-    maker = getattr(get_experiment(config["experiment"]), "make_samples", None) or task_samples
+    maker = getattr(experiment, "make_samples", None) or task_samples
     samples, labels, ids = maker(config, model)
     cond = model.conditions(np.stack([s.first_frame for s in samples]), [s.prompt for s in samples],
                             config["policy"])  # fmt: skip
     return Session(config, model, samples, labels, cond, model.sampling(config), ids)
-
-
-def task_entries(config: dict) -> list[tuple[str, str, int]]:
-    """(entry label, task name, difficulty) of every `tasks` entry, checked."""
-    from cos_jax.tasks import TASKS
-    from cos_jax.train.evaluate import entry_label, parse_entry
-
-    out = []
-    for entry in config["tasks"]:
-        try:
-            name, level = parse_entry(entry)
-        except ValueError as err:
-            raise ExperimentError(str(err)) from None
-        if name not in TASKS:
-            raise ExperimentError(f"tasks: unknown task {name!r}; choose from {', '.join(TASKS)}")
-        out.append((entry_label(entry), name, level))
-    return out
 
 
 def task_samples(config: dict, model: ExperimentModel) -> tuple[list, list[str], list[dict]]:

@@ -17,8 +17,7 @@ import numpy as np
 
 from cos_jax.analysis.report import Figure, Section, Table, curves
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
-from cos_jax.experiments.config import ExperimentError
-from cos_jax.experiments.runner import CleanSweep, Point
+from cos_jax.experiments.base import CleanSweep, ExperimentError, Point
 from cos_jax.probes.plan import Plan
 
 

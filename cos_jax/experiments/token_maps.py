@@ -26,12 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cos_jax.experiments.config import ExperimentError, check_indices
-from cos_jax.experiments.runner import Point
+from cos_jax.experiments.base import ExperimentError, Point, check_indices
 from cos_jax.probes.plan import Plan, capture_plan
 from cos_jax.sampling.loop import keep_x0, run_trajectory
-
-TOP_CHANNELS = 8
 
 
 def token_weights(mask: np.ndarray, grid: tuple[int, int, int], pixel_frames) -> np.ndarray:

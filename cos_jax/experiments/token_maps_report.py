@@ -10,7 +10,8 @@ import numpy as np
 from cos_jax.analysis.figures import save_panel_grid
 from cos_jax.analysis.report import Figure, Section, Table, curves
 from cos_jax.analysis.stats import bootstrap_ci
-from cos_jax.experiments.token_maps import TOP_CHANNELS
+
+TOP_CHANNELS = 8  # channels listed per (step, layer)
 
 
 def _r(values) -> list:

@@ -29,30 +29,6 @@ def is_pipeline_folder(path: str) -> bool:
     return (Path(path) / "model_index.json").is_file()
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'832*480' (Wan2.2 generate.py's WIDTH*HEIGHT) -> (height 480, width 832)."""
-    if text is None:
-        return None
-    parts = text.lower().replace("x", "*").split("*")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(f"bad --size {text!r}; use WIDTH*HEIGHT as in Wan2.2, e.g. 832*480")
-    width, height = (int(p) for p in parts)
-    return height, width
-
-
-def parse_guidance(text: str | None) -> float | tuple[float, float] | None:
-    """'5' (both experts) or '4,3' (high-noise, low-noise)."""
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"bad --guidance {text!r}; use one scale (5) or high,low (4,3)")
-    return values[0] if len(values) == 1 else (values[0], values[1])
-
-
 def grid_frames(num_frames: int) -> list[int]:
     """Up to `GRID_FRAMES` evenly spaced frame indices, first and last included."""
     n = min(GRID_FRAMES, num_frames)
@@ -74,7 +50,7 @@ def write_grid(path: Path, videos: np.ndarray, steps, title: str) -> Path:
 
 def _steps(text: str | None, num_steps: int) -> list[int]:
     """'0-19,45-49' -> steps; 'all' -> every step; None -> none."""
-    from cos_jax.sampling.cli import parse_steps
+    from cos_jax.sampling.cli_args import parse_steps
 
     if text is None:
         return []

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-
 import jax.numpy as jnp
 import numpy as np
 
-
-def parse_steps(text: str | None) -> list[int] | None:
-    """'0-19,45,47-49' -> [0, …, 19, 45, 47, 48, 49]; None/'all' -> None."""
-    if text in (None, "", "all"):
-        return None
-    steps: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise argparse.ArgumentTypeError(f"bad step range {part!r} in {text!r}; use e.g. 0-19,45-49")
-        steps += list(range(int(lo), int(hi or lo) + 1))
-    return steps
+from cos_jax.sampling.cli_args import parse_guidance, parse_size, parse_steps
 
 
 def _load_array(path: str | None, what: str):
@@ -122,7 +109,6 @@ def _run(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from cos_jax.pipelines.wan_cli import parse_guidance, parse_size
 
     p = subparsers.add_parser(
         "sample", help="sample one trajectory; write latents and x̂0 per step (.npz), or videos for a pipeline folder"

@@ -8,8 +8,9 @@ from PIL import Image
 pytest.importorskip("diffusers")
 
 from cos_jax.cli import main
-from cos_jax.pipelines.wan_cli import grid_frames, parse_guidance, parse_size
+from cos_jax.pipelines.wan_cli import grid_frames
 from cos_jax.pipelines.wan_reference import build_tiny_pipeline
+from cos_jax.sampling.cli_args import parse_guidance, parse_size
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from cos_jax.cli import main
 from cos_jax.sampling import Trajectory
-from cos_jax.sampling.cli import parse_steps
+from cos_jax.sampling.cli_args import parse_steps
 
 
 def test_parse_steps():
