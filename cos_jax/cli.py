@@ -100,11 +100,11 @@ def is_user_error(err: Exception) -> bool:
     from cos_jax.convert.dit_keys import KeyMismatchError
     from cos_jax.convert.lora import LoraMismatchError
     from cos_jax.convert.safetensors_io import CorruptCheckpointError
-    from cos_jax.experiments.config import ExperimentError
+    from cos_jax.errors import UsageError
     from cos_jax.pipelines.images import ImageError
 
     user = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, BenchRunError,
-            WrongModelKindError, KeyMismatchError, LoraMismatchError, CorruptCheckpointError, ExperimentError,
+            WrongModelKindError, KeyMismatchError, LoraMismatchError, CorruptCheckpointError, UsageError,
             ImageError)  # fmt: skip
     return isinstance(err, user)
 

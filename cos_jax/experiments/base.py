@@ -8,8 +8,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Protocol
 
+from cos_jax.errors import UsageError
 
-class ExperimentError(ValueError):
+
+class ExperimentError(UsageError):
     """A bad input a user can fix (config, override, model, output folder); the CLI prints it in one line."""
 
 

@@ -77,7 +77,13 @@ def read_image(path: str | os.PathLike) -> UInt8[np.ndarray, "H W 3"]:
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {str(path)!r} does not exist")
-    with Image.open(path) as img:
+    from PIL import UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ImageError(f"image {str(path)!r} is not an image file PIL can read ({err}); give a PNG or JPEG") from None
+    with img:
         img.load()
         return check_image(img, what=f"image {str(path)!r}")
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from cos_jax.errors import UsageError
+
 GRID_FRAMES = 8  # columns of the step × frame grid
 GRID_CELL = 96  # target cell height in pixels
 
@@ -63,7 +65,7 @@ def run(args) -> int:
     try:
         return _run(args)
     except (ValueError, FileNotFoundError, KeyError, argparse.ArgumentTypeError) as err:
-        raise SystemExit(f"cos-jax sample: {err.args[0] if isinstance(err, KeyError) and err.args else err}") from None
+        raise UsageError(f"{err.args[0] if isinstance(err, KeyError) and err.args else err}") from None
 
 
 def _run(args) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from cos_jax.errors import UsageError
 from cos_jax.sampling.cli_args import parse_guidance, parse_size, parse_steps
 
 
@@ -14,7 +15,7 @@ def _load_array(path: str | None, what: str):
     try:
         return jnp.asarray(np.load(path))
     except OSError as err:
-        raise SystemExit(f"cannot read {what} from {path!r}: {err}") from None
+        raise UsageError(f"cannot read {what} from {path!r}: {err}") from None
 
 
 def _random_model(spec: str):
@@ -22,7 +23,13 @@ def _random_model(spec: str):
     from cos_jax.wan.dit import init_dit
 
     name, _, seed = spec.removeprefix("random:").partition(":")
-    return init_dit(preset(name), seed=int(seed or 0))
+    try:
+        config = preset(name)
+    except KeyError as err:
+        raise UsageError(f"--model {spec!r}: {err.args[0]}") from None
+    if not (seed or "0").isdigit():
+        raise UsageError(f"--model {spec!r}: the seed after the preset must be an integer, e.g. random:toy:3")
+    return init_dit(config, seed=int(seed or 0))
 
 
 def _checkpoint_experts(folder: str):
@@ -34,27 +41,35 @@ def _checkpoint_experts(folder: str):
 
     manifest = Path(folder) / "manifest.json"
     if not manifest.is_file():
-        raise SystemExit(f"--model {folder!r}: not 'toy', 'random:PRESET' nor a folder from `cos-jax convert`")
+        raise UsageError(f"--model {folder!r}: not 'toy', 'random:PRESET' nor a folder from `cos-jax convert`")
     components = json.loads(manifest.read_text())["components"]
     dits = [n for n in ("dit", "high_noise", "low_noise") if n in components]
     if not dits:
-        raise SystemExit(f"--model {folder!r}: the checkpoint holds no DiT (components: {list(components)})")
+        raise UsageError(f"--model {folder!r}: the checkpoint holds no DiT (components: {list(components)})")
     experts = tuple(load(folder, dits).experts.values())
     return experts if len(experts) == 2 else experts[0]
 
 
 def _run_toy(args) -> int:
     from cos_jax.loading import load
+    from cos_jax.pipelines.images import read_image
     from cos_jax.pipelines.toy import decode_video, generate, toy_sampling
-    from cos_jax.tasks.video_io import read_png, write_mp4
+    from cos_jax.tasks import TASKS
+    from cos_jax.tasks.video_io import write_mp4
 
     model, spec = load("toy")
     if args.image:
         if not args.prompt:
-            raise SystemExit("--image needs --prompt")
-        frame, prompt = read_png(args.image), args.prompt
+            raise UsageError("--image needs --prompt")
+        frame, prompt = read_image(args.image), args.prompt
+        if frame.shape[:2] != (spec.resolution, spec.resolution):
+            raise UsageError(f"--image {args.image!r} is {frame.shape[1]}x{frame.shape[0]}; the toy world takes "
+                             f"{spec.resolution}x{spec.resolution} first frames (resize it)")  # fmt: skip
     else:
         from cos_jax.train.evaluate import held_out_samples
+
+        if args.task.partition("@")[0] not in TASKS:
+            raise UsageError(f"--task {args.task!r}: unknown task; choose from {', '.join(TASKS)}")
 
         sample = held_out_samples([args.task], args.index + 1, spec)[args.index]
         frame, prompt = sample.first_frame, sample.prompt
@@ -88,7 +103,10 @@ def _run(args) -> int:
     else:
         model = _checkpoint_experts(args.model)
     cfg = (model[0] if isinstance(model, tuple) else model).config
-    frames, height, width = (int(v) for v in args.latent.split("x"))
+    parts = args.latent.split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"--latent {args.latent!r}: expected FxHxW latent sizes, e.g. 21x60x104 (480x832x81)")
+    frames, height, width = (int(v) for v in parts)
     rng = np.random.default_rng(0)
     context = _load_array(args.context, "--context")
     if context is None:

@@ -5,13 +5,14 @@ The main CLI registers these with ``add_commands(subparsers)``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from cos_jax.errors import UsageError
 
 
 def _task_names(names: list[str] | None) -> list[str]:
@@ -27,7 +28,7 @@ def _task_names(names: list[str] | None) -> list[str]:
         elif n in TASKS:
             out.append(n)
         else:
-            raise SystemExit(f"unknown task {n!r}; choose from all, id, ood, {', '.join(TASKS)}")
+            raise UsageError(f"unknown task {n!r}; choose from all, id, ood, {', '.join(TASKS)}")
     return out
 
 
@@ -156,15 +157,3 @@ def add_commands(subparsers) -> None:
     c.add_argument("--resolution", type=int, nargs="+", default=[32, 64])
     shape(c)
     c.set_defaults(func=_calibrate)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m cos_jax.tasks.cli tasks ...``) until the main CLI wires the hook."""
-    parser = argparse.ArgumentParser(prog="cos-jax")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

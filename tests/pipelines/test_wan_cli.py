@@ -1,6 +1,8 @@
 """`cos-jax sample --model DIR` input errors on a tiny saved I2V-A14B pipeline (the files it writes are checked
 in test_wan_parity.py, where its output is compared with diffusers)."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -34,11 +36,14 @@ def folder(tmp_path_factory):
         (["--image", "first.png", "--preset", "fast"], "unknown sampling preset 'fast'"),
     ],
 )
-def test_cli_errors(folder, tmp_path, args, message):
+def test_cli_errors(folder, tmp_path, args, message, capsys):
     args = [str(folder / a) if a.endswith(".png") else a for a in args]
-    with pytest.raises(SystemExit, match=message):
-        main(["sample", "--model", str(folder / "i2v"), "--prompt", "a cat", "--frames", "9", "--size", "48*32",
-              "--steps", "3", *args, "--out", str(tmp_path / "x")])  # fmt: skip
+    status = main(["sample", "--model", str(folder / "i2v"), "--prompt", "a cat", "--frames", "9", "--size", "48*32",
+                   "--steps", "3", *args, "--out", str(tmp_path / "x")])  # fmt: skip
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after the loading bar
+    assert status == 2 and last.startswith("error: ") and re.search(message, last) and "Traceback" not in err, err
+    assert not (tmp_path / "x").exists()
 
 
 def test_size_guidance_and_grid_frames():

@@ -5,9 +5,9 @@ import shutil
 
 import numpy as np
 
+from cos_jax.cli import main
 from cos_jax.tasks import TASKS
 from cos_jax.tasks.bench import evaluate, format_report, list_bench, read_sample, write_bench
-from cos_jax.tasks.cli import main
 from cos_jax.tasks.video_io import read_video, write_gif
 
 
