@@ -22,6 +22,11 @@ def files(tmp_path_factory):
     huge.mkdir()
     header = json.dumps({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
     (huge / "diffusion_pytorch_model.safetensors").write_bytes(struct.pack("<Q", 10**12) + header)
+    forged = np.lib.format.header_data_from_array_1_0(np.zeros(3, np.float32)) | {"shape": (10**6, 10**6)}
+    with open(d / "forged.npy", "wb") as f:  # a header declaring 4 TB over 12 bytes of data
+        np.lib.format.write_array_header_1_0(f, forged)
+        f.write(np.zeros(3, np.float32).tobytes())
+    np.save(d / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (d / "empty").mkdir()
     (d / "busy").mkdir()
     (d / "busy" / "notes.txt").write_text("mine")
@@ -33,6 +38,10 @@ CASES = [
     (["sample", "--model", "random:nosuch"], "unknown DiT preset 'nosuch'"),
     (["sample", "--model", "random:toy", "--latent", "5x8"], "expected FxHxW"),
     (["sample", "--task", "nosuch"], "--task 'nosuch': unknown task"),
+    (["sample", "--model", "random:toy", "--context", "{d}/forged.npy"], "declares 4000000000000 bytes of data"),
+    (["sample", "--model", "random:toy", "--context", "{d}/objects.npy"], "Python objects (a pickle)"),
+    (["sample", "--model", "random:toy", "--context", "{d}/garbage.png"], "not a numpy .npy/.npz file"),
+    (["demo", "--weights", "{d}/forged.npy", "--out", "{out}"], "declares 4000000000000 bytes"),
     (["sample", "--image", "{d}/garbage.png", "--prompt", "p"], "is not an image file"),
     (["sample", "--image", "{d}/gray.png", "--prompt", "p"], "gray.png"),
     (["sample", "--image", "{d}/big.png", "--prompt", "p"], "takes 32x32 first frames"),

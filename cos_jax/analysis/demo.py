@@ -27,8 +27,8 @@ def run_demo(out: str | Path = "demo_out", per_task: int = 2, steps: int = 50, g
     from cos_jax.tasks.video_io import write_gif, write_mp4
 
     out = Path(out)
+    model, spec = load_toy(weights)  # before anything is written: bad weights leave no folder behind
     out.mkdir(parents=True, exist_ok=True)
-    model, spec = load_toy(weights)
     samples = held_out_samples(tasks, per_task, spec)
     print(f"sampling {len(samples)} held-out puzzles with the toy world ({steps} Euler steps, CFG {guidance})")
     traj = generate(model, spec, np.stack([s.first_frame for s in samples]), [s.prompt for s in samples],

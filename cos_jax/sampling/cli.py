@@ -12,10 +12,12 @@ from cos_jax.sampling.cli_args import parse_guidance, parse_size, parse_steps
 def _load_array(path: str | None, what: str):
     if path is None:
         return None
+    from cos_jax.arrays_io import load_arrays
+
     try:
-        return jnp.asarray(np.load(path))
-    except OSError as err:
-        raise UsageError(f"cannot read {what} from {path!r}: {err}") from None
+        return jnp.asarray(load_arrays(path))
+    except (UsageError, FileNotFoundError) as err:
+        raise UsageError(f"{what}: {err}") from None
 
 
 def _random_model(spec: str):

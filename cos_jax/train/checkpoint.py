@@ -17,6 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from cos_jax.arrays_io import load_arrays
 from cos_jax.train.flow import TrainState
 
 
@@ -56,7 +57,7 @@ def save_weights(path: str | os.PathLike, trees: dict[str, nnx.State], meta: dic
 
 def load_weights(path: str | os.PathLike, name: str, model: nnx.Module) -> nnx.Module:
     """Put the float32 values of tree `name` from a weights file into `model` (shapes checked)."""
-    with np.load(path) as data:
+    with load_arrays(path) as data:
         values = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(f"{name}/")}
     state = nnx.state(model, nnx.Param)
     pure = nnx.to_pure_dict(state)
@@ -77,7 +78,7 @@ def load_weights(path: str | os.PathLike, name: str, model: nnx.Module) -> nnx.M
 
 
 def read_meta(path: str | os.PathLike) -> dict:
-    with np.load(path) as data:
+    with load_arrays(path) as data:
         return json.loads(str(data["meta_json"]))
 
 

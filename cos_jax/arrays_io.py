@@ -1,0 +1,57 @@
+"""Reading arrays from files a user gives: the sizes their headers declare are checked against the file
+before anything is allocated, so a truncated or forged .npy/.npz is an error naming the file, not a huge
+allocation. Pickled arrays are refused."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from cos_jax.errors import UsageError
+
+
+def _declared_bytes(f) -> tuple[int, int]:
+    """(bytes the array data needs, bytes of the header) of the .npy stream at f's position."""
+    start = f.tell()
+    version = np.lib.format.read_magic(f)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise UsageError(f"is .npy format version {version[0]}.{version[1]}; save it with numpy's np.save (1.0 or 2.0)")
+    shape, _fortran, dtype = readers[version](f)
+    if dtype.hasobject:
+        raise UsageError("holds Python objects (a pickle); save plain numeric arrays")
+    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, f.tell() - start
+
+
+def check_array_file(path: str | os.PathLike) -> None:
+    """Raise `UsageError` naming `path` unless every array in the .npy/.npz fits the bytes the file holds."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    with z.open(info) as f:
+                        need, header = _declared_bytes(f)
+                    if need > info.file_size - header:
+                        raise UsageError(f"member {info.filename} declares {need} bytes of data but holds "
+                                         f"{info.file_size - header}")  # fmt: skip
+        else:
+            with open(path, "rb") as f:
+                need, header = _declared_bytes(f)
+            if need > path.stat().st_size - header:
+                raise UsageError(f"declares {need} bytes of data but holds {path.stat().st_size - header}")
+    except UsageError as err:
+        raise UsageError(f"{path}: {err}; the file is truncated or not a numpy array file") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise UsageError(f"{path}: not a numpy .npy/.npz file ({err})") from None
+
+
+def load_arrays(path: str | os.PathLike):
+    """`np.load` of a user's .npy (an array) or .npz (a mapping), after `check_array_file`, without pickles."""
+    check_array_file(path)
+    return np.load(path, allow_pickle=False)
