@@ -4,6 +4,7 @@ configs: tests/experiments.)"""
 
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,7 +64,7 @@ CASES = [
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=lambda v: " ".join(v[:3]) if isinstance(v, list) else None)
 def test_bad_input_is_one_line_and_status_2(args, message, files, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(__import__("pathlib").Path(__file__).parents[1])
+    monkeypatch.chdir(Path(__file__).parents[1])  # the configs are named relative to the project
     out = tmp_path / "out"
     argv = [a.format(d=files, out=out) for a in args]
     if args[0] == "sample":

@@ -5,6 +5,7 @@ so the runner, the config reader, the session and the experiments all sit above 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,7 +25,21 @@ class Point:
     sequential: bool = False  # runs on shard 0 (depends on other points, or anchors them)
 
 
-class CleanSweep:
+class ReportedIn:
+    """Experiments whose summary and report live in `report_module`, which defines
+    `summarise(config, info, records) -> dict` and `report(results, out, records) -> list of sections`
+    (imported on first use: figures need matplotlib, sweeps do not)."""
+
+    report_module: str
+
+    def summarise(self, config: dict, info: dict, records: dict) -> dict:
+        return importlib.import_module(self.report_module).summarise(config, info, records)
+
+    def report(self, results: dict, out: Path, records: dict) -> list:
+        return importlib.import_module(self.report_module).report(results, out, records)
+
+
+class CleanSweep(ReportedIn):
     """Base of experiments whose sampling calls carry no intervention: no follow-up points, an empty plan."""
 
     paired = False

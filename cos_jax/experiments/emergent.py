@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -64,6 +63,7 @@ def memory_cells(x0: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Emergent(PerTaskSweep):
+    report_module = "cos_jax.experiments.emergent_report"
     name = "emergent"
     defaults: ClassVar[dict] = {
         "tasks": ["permanence", "tictactoe_two", "tictactoe", "select_next", "maze@1", "majority_colour"],
@@ -106,13 +106,3 @@ class Emergent(PerTaskSweep):
         if corrected:
             record["self_correction_step"] = np.asarray(corrected)
         return record
-
-    def summarise(self, config: dict, info: dict, records: dict) -> dict:
-        from cos_jax.experiments.emergent_report import summarise
-
-        return summarise(config, records)
-
-    def report(self, results: dict, out: Path, records: dict) -> list:
-        from cos_jax.experiments.emergent_report import report
-
-        return report(results, out)

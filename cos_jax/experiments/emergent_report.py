@@ -22,7 +22,7 @@ def _r(values) -> list[float]:
     return [round(float(v), 6) for v in values]
 
 
-def summarise(config: dict, records: dict) -> dict:
+def summarise(config: dict, info: dict, records: dict) -> dict:
     tasks = {}
     for rec in records.values():
         static = np.array([settle_step(c, config["settle"]) for c in rec["static"]])
@@ -54,7 +54,7 @@ def _fmt(ci) -> str:
     return f"{ci[0]:.2f} [{ci[1]:.2f}, {ci[2]:.2f}]"
 
 
-def report(results: dict, out: Path) -> list:
+def report(results: dict, out: Path, records: dict) -> list:
     cfg = results["config"]
     steps = np.arange(cfg["steps"])
     tasks = results["tasks"]

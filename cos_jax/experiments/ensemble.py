@@ -21,12 +21,11 @@ paired bootstrap intervals of its difference to each baseline. Cost: the measure
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from cos_jax.experiments.base import ExperimentError, Point
+from cos_jax.experiments.base import ExperimentError, Point, ReportedIn
 from cos_jax.probes.plan import Plan, group_mean_matrix, merge_plan, mix_plan
 from cos_jax.sampling.api import _run_jitted
 
@@ -34,16 +33,17 @@ RECIPES = ("hidden", "latent", "x0")
 ANSWER_ON = 0.3  # least activation of the leading candidate for it to count as the video's answer
 
 
-def answer_of(task, video: np.ndarray, meta: dict) -> int:
+def answer_of(task, video: np.ndarray, meta: dict, success: bool) -> int:
     """The answer a video gives, for voting: the leading candidate of a multiple-choice task (-1 if none
-    reaches ANSWER_ON); for other tasks, 1 if it succeeds and 0 if not."""
+    reaches ANSWER_ON); for other tasks, whether it succeeds (1) or not (0)."""
     if not task.multiple_choice:
-        return int(task.score(video, meta).success)
+        return int(success)
     acts = task.candidate_activations(video, meta)
     return int(acts.argmax()) if acts.max() >= ANSWER_ON else -1
 
 
-class Ensemble:
+class Ensemble(ReportedIn):
+    report_module = "cos_jax.experiments.ensemble_report"
     name = "ensemble"
     defaults: ClassVar[dict] = {
         "tasks": ["maze@1", "tictactoe", "select_next"],
@@ -102,34 +102,27 @@ class Ensemble:
         merge_steps = [p["K"]] if p["recipe"] == "latent" else list(range(1, p["K"] + 1))
         return Plan(merge=merge_plan(matrix, steps, merge_steps, mode=p["recipe"]))
 
-    def chunks(self, session) -> list[np.ndarray]:
-        """Problem indices per call, padded with the last problem so every call has one shape."""
-        n, per = session.num_samples, max(1, session.config["batch"] // session.config["seeds_per_problem"])
-        per = min(per, n)
-        return [
-            np.concatenate([c, np.full(per - len(c), c[-1])]) for c in np.array_split(np.arange(n), range(per, n, per))
-        ]
-
     def run_point(self, session, point: Point) -> dict:
+        from cos_jax.experiments.session import real_count
         from cos_jax.tasks import get_task
 
         w, n = session.config["seeds_per_problem"], session.num_samples
         out = {"success": np.zeros((n, w)), "score": np.zeros((n, w)), "answer": np.zeros((n, w), np.int32)}
         seconds = []
-        for c, chunk in enumerate(self.chunks(session)):
+        for c, chunk in enumerate(session.chunks(per_call=w)):
             worlds = np.repeat(chunk, w)
             noise_index = worlds * w + np.tile(np.arange(w), len(chunk))
             plan = self.plan_for(session, point, len(worlds))
             compiled = _run_jitted._cache_size()
             for _ in range(2):  # a call that compiled is timed again, so the cost excludes compilation
                 t0 = time.perf_counter()
-                traj = session.run(worlds, noise_index, plan, session.config["seed"] * 7919 + c)
+                traj = session.run(worlds, noise_index, plan, session.plan_seed(c))
                 elapsed = time.perf_counter() - t0
                 if _run_jitted._cache_size() == compiled:
                     break
                 compiled = _run_jitted._cache_size()
             seconds.append(elapsed)
-            real = len(chunk) - int(np.sum(chunk == chunk[-1])) + 1
+            real = real_count(chunk)
             videos = session.model.decode(traj.latent[: real * w])
             for j, p in enumerate(chunk[:real]):
                 sample = session.samples[p]
@@ -138,15 +131,5 @@ class Ensemble:
                     video = videos[j * w + k]
                     result = task.score(video, sample.meta)
                     out["success"][p, k], out["score"][p, k] = float(result.success), result.score
-                    out["answer"][p, k] = answer_of(task, video, sample.meta)
+                    out["answer"][p, k] = answer_of(task, video, sample.meta, result.success)
         return out | {"call_seconds": float(np.median(seconds)), "calls": len(seconds)}
-
-    def summarise(self, config: dict, info: dict, records: dict) -> dict:
-        from cos_jax.experiments.ensemble_report import summarise
-
-        return summarise(config, info, records)
-
-    def report(self, results: dict, out: Path, records: dict) -> list:
-        from cos_jax.experiments.ensemble_report import report
-
-        return report(results, out)

@@ -99,7 +99,7 @@ def _diff(ci) -> str:
     return f"{ci[0]:+.3f} [{ci[1]:+.3f}, {ci[2]:+.3f}]"
 
 
-def report(results: dict, out: Path) -> list:
+def report(results: dict, out: Path, records: dict) -> list:
     cfg = results["config"]
     w = results["seeds_per_problem"]
     ks = np.asarray(cfg["merge_steps"])

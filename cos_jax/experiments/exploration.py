@@ -10,7 +10,6 @@ step × frame x̂0 grid of the first `grid_samples` samples of each task is kept
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -31,6 +30,7 @@ def self_correction(activations: np.ndarray, correct, tau: float) -> int | None:
 
 
 class Exploration(PerTaskSweep):
+    report_module = "cos_jax.experiments.exploration_report"
     name = "exploration"
     defaults: ClassVar[dict] = {
         "tasks": ["tictactoe_two", "tictactoe", "select_next", "maze@1", "maze"],
@@ -75,13 +75,3 @@ class Exploration(PerTaskSweep):
         if grids:
             record["grids"] = np.stack(grids)
         return record
-
-    def summarise(self, config: dict, info: dict, records: dict) -> dict:
-        from cos_jax.experiments.exploration_report import summarise
-
-        return summarise(config, records)
-
-    def report(self, results: dict, out: Path, records: dict) -> list:
-        from cos_jax.experiments.exploration_report import report
-
-        return report(results, out, records)

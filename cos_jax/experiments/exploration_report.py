@@ -21,7 +21,7 @@ def _curve(acts: list[np.ndarray], chosen) -> list[float]:
     return [round(float(v), 6) for v in np.mean(rows, axis=0)]
 
 
-def summarise(config: dict, records: dict) -> dict:
+def summarise(config: dict, info: dict, records: dict) -> dict:
     steps = config["steps"]
     tasks = {}
     for pid, rec in records.items():

@@ -23,18 +23,18 @@ mask) compiles once.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from cos_jax.experiments.base import ExperimentError, Point, check_indices
+from cos_jax.experiments.base import ExperimentError, Point, ReportedIn, check_indices
 from cos_jax.probes.plan import Plan, mix_plan, swap_matrix
 
 OUTCOMES = ("own", "other", "neither")
 
 
-class LayerSwap:
+class LayerSwap(ReportedIn):
+    report_module = "cos_jax.experiments.layer_swap_report"
     name = "layer_swap"
     paired = True
     defaults: ClassVar[dict] = {
@@ -109,6 +109,7 @@ class LayerSwap:
         return Plan(mix=mix)
 
     def run_point(self, session, point: Point) -> dict:
+        from cos_jax.experiments.session import real_count
         from cos_jax.tasks import get_task
 
         pairs = session.num_samples // 2
@@ -117,8 +118,8 @@ class LayerSwap:
         for c, chunk in enumerate(session.chunks(pair=True, subset=np.arange(pairs))):
             worlds = np.concatenate([2 * chunk, 2 * chunk + 1])  # [A of the chunk | B of the chunk]
             plan = self.plan_for(session, point, len(worlds))
-            traj = session.run(worlds, np.concatenate([chunk, chunk]), plan, session.config["seed"] * 7919 + c)
-            real = len(chunk) - int(np.sum(chunk == chunk[-1])) + 1
+            traj = session.run(worlds, np.concatenate([chunk, chunk]), plan, session.plan_seed(c))
+            real = real_count(chunk)
             videos = session.model.decode(traj.latent)
             for j, p in enumerate(chunk[:real]):
                 for role, (w, other) in enumerate(((2 * p, 2 * p + 1), (2 * p + 1, 2 * p))):
@@ -126,17 +127,10 @@ class LayerSwap:
                     task = get_task(sample.task)
                     video = videos[j + role * len(chunk)]
                     own = task.score(video, sample.meta)
-                    flipped = task.score(video, task.cross_meta(sample.meta, partner.meta))
-                    outcome[p, role] = 0 if own.success else (1 if flipped.success else 2)
+                    if own.success:
+                        outcome[p, role] = 0
+                    else:  # its own answer takes precedence; only then is the other's read
+                        flipped = task.score(video, task.cross_meta(sample.meta, partner.meta))
+                        outcome[p, role] = 1 if flipped.success else 2
                     score[p, role] = own.score
         return {"outcome": outcome, "score": score}
-
-    def summarise(self, config: dict, info: dict, records: dict) -> dict:
-        from cos_jax.experiments.layer_swap_report import summarise
-
-        return summarise(config, info, records)
-
-    def report(self, results: dict, out: Path, records: dict) -> list:
-        from cos_jax.experiments.layer_swap_report import report
-
-        return report(results, out)

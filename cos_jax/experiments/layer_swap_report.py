@@ -48,7 +48,7 @@ def _fmt(r) -> str:
     return f"{r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}]"
 
 
-def report(results: dict, out: Path) -> list:
+def report(results: dict, out: Path, records: dict) -> list:
     cfg = results["config"]
     per = results["layers"]
     layers = np.array([int(k) for k in per])

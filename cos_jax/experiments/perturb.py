@@ -16,12 +16,11 @@ Controls for what the paper's protocol leaves open:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from cos_jax.experiments.base import ExperimentError, Point, check_indices
+from cos_jax.experiments.base import ExperimentError, Point, ReportedIn, check_indices
 from cos_jax.probes.plan import Plan, noise_plan
 
 MODES = ("replace", "add", "renoise")
@@ -51,7 +50,8 @@ def frames_read(task, samples) -> list[int]:
     return sorted(read)
 
 
-class Perturb:
+class Perturb(ReportedIn):
+    report_module = "cos_jax.experiments.perturb_report"
     name = "perturb"
     paired = False
     defaults: ClassVar[dict] = {
@@ -139,17 +139,6 @@ class Perturb:
             record["frames_read"] = {t: frames_read(get_task(t), ss) for t, ss in tasks.items()}
             record["num_pixel_frames"] = session.model.frames
         return record
-
-    # ---- results --------------------------------------------------------------------------------
-    def summarise(self, config: dict, info: dict, records: dict) -> dict:
-        from cos_jax.experiments.perturb_report import summarise
-
-        return summarise(calibration, config, info, records)
-
-    def report(self, results: dict, out: Path, records: dict) -> list:
-        from cos_jax.experiments.perturb_report import report
-
-        return report(results, out)
 
 
 class _Pending(Exception):

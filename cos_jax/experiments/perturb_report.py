@@ -8,6 +8,7 @@ import numpy as np
 
 from cos_jax.analysis.report import Figure, Section, Table, curves
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
+from cos_jax.experiments.perturb import calibration
 
 
 def _ci(values) -> list[float]:
@@ -21,8 +22,7 @@ def _per_task(values: np.ndarray, labels: list[str]) -> dict[str, float]:
     return {k: round(float(np.mean(v)), 6) for k, v in out.items()}
 
 
-def summarise(calibration, config: dict, info: dict, records: dict) -> dict:
-    """`calibration(config, records, mode, step)` replays one bisection (`cos_jax.experiments.perturb`)."""
+def summarise(config: dict, info: dict, records: dict) -> dict:
     labels = [s["label"] for s in info["samples"]]
     clean = records["clean"]
     rows = []
@@ -108,7 +108,7 @@ def readings(config: dict, rows: list[dict]) -> list[str]:
     return out
 
 
-def report(results: dict, out: Path) -> list:
+def report(results: dict, out: Path, records: dict) -> list:
     cfg = results["config"]
     clean = results["clean"]
     c = clean["success"]

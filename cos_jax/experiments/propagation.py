@@ -15,14 +15,13 @@ effect) or stays.
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import ClassVar
 
 import jax
 import numpy as np
 
 from cos_jax.analysis.cka_jax import paired_cka_jax
-from cos_jax.experiments.base import ExperimentError, Point, check_indices
+from cos_jax.experiments.base import ExperimentError, Point, ReportedIn, check_indices
 from cos_jax.experiments.perturb import MODES
 from cos_jax.probes.plan import Plan, capture_plan, noise_plan
 from cos_jax.sampling.loop import keep_x0, run_trajectory
@@ -45,7 +44,8 @@ def _paired_run(experts, cond, noise, plan, key, keep, *, config, policy):
     return out["latent"], cka
 
 
-class Propagation:
+class Propagation(ReportedIn):
+    report_module = "cos_jax.experiments.propagation_report"
     name = "propagation"
     paired = True
     defaults: ClassVar[dict] = {
@@ -128,13 +128,3 @@ class Propagation:
             scores["score_clean"][idx], scores["success_clean"][idx] = session.score(videos[:real], idx)
             scores["score"][idx], scores["success"][idx] = session.score(videos[real:], idx)
         return out | scores | {"switch_step": switch}
-
-    def summarise(self, config: dict, info: dict, records: dict) -> dict:
-        from cos_jax.experiments.propagation_report import summarise
-
-        return summarise(config, info, records)
-
-    def report(self, results: dict, out: Path, records: dict) -> list:
-        from cos_jax.experiments.propagation_report import report
-
-        return report(results, out)

@@ -74,7 +74,7 @@ def boundary_effect(config: dict, sweeps: dict) -> list[str]:
     return out
 
 
-def report(results: dict, out: Path) -> list:
+def report(results: dict, out: Path, records: dict) -> list:
     cfg = results["config"]
     switches = sorted({v["switch_step"] for v in results["modes"].values() if v["switch_step"] is not None})
     where = (f"Expert switch at step(s) {switches} (boundaries {cfg['boundaries'] or [cfg['boundary']]})."

@@ -38,11 +38,13 @@ class Session:
     def switch_step(self) -> int | None:
         return self.sampling.switch_step() if len(self.model.experts) == 2 else None
 
-    def chunks(self, pair: bool = False, subset=None) -> list[np.ndarray]:
-        """Sample indices per call (all samples, or `subset`), each padded to the chunk size (`batch`, halved
-        for paired runs) with repeats of its last sample."""
+    def chunks(self, pair: bool = False, subset=None, per_call: int = 1) -> list[np.ndarray]:
+        """Sample indices per call (all samples, or `subset`), each padded to the chunk size with repeats of
+        its last sample. The chunk size is `batch` worlds over `per_call` worlds per sample (2 for paired
+        runs, W seeds for an ensemble)."""
         chosen = np.arange(self.num_samples) if subset is None else np.asarray(subset)
-        size = min(max(1, self.config["batch"] // 2 if pair else self.config["batch"]), len(chosen))
+        per_call = 2 if pair else per_call
+        size = min(max(1, self.config["batch"] // per_call), len(chosen))
         out = []
         for start in range(0, len(chosen), size):
             idx = chosen[start : start + size]
@@ -68,22 +70,22 @@ class Session:
         those samples.
         """
         for c, index in enumerate(self.chunks(pair, subset)):
-            inputs = self.inputs(c, index, pair)
-            traj = self.run(inputs["worlds"], inputs["worlds"], make_plan(len(inputs["worlds"])), inputs["plan_seed"],
-                            keep_steps=keep_steps, keep_latents=keep_latents)  # fmt: skip
-            yield index, inputs["real"], traj
+            worlds = np.concatenate([index, index]) if pair else index
+            traj = self.run(worlds, worlds, make_plan(len(worlds)), self.plan_seed(c), keep_steps=keep_steps,
+                            keep_latents=keep_latents)  # fmt: skip
+            yield index, real_count(index), traj
 
-    def run(self, worlds, noise_index, plan: Plan, plan_seed: int, *, keep_steps=(), keep_latents: bool = False,
-            names=None) -> Trajectory:  # fmt: skip
+    def run(self, worlds, noise_index, plan: Plan, plan_seed: int, *, keep_steps=(), keep_latents: bool = False
+            ) -> Trajectory:  # fmt: skip
         """One sampling call: world j is sample `worlds[j]` from the initial noise of seed + `noise_index[j]`;
-        NaN/inf in a final latent is an error naming `names[j]` (default: the sample index)."""
+        NaN/inf in a final latent is an error naming the samples."""
         import jax.numpy as jnp
 
         worlds = np.asarray(worlds)
         traj = sample(self.model.dit, take_worlds(self.cond, worlds, self.num_samples), self.sampling,
                       noise=jnp.asarray(self.noise(np.asarray(noise_index))), plan=plan, plan_seed=plan_seed,
                       keep_steps=list(keep_steps), keep_latents=keep_latents, policy=self.config["policy"])  # fmt: skip
-        self.check_finite(traj.latent, worlds if names is None else np.asarray(names), f"plan seed {plan_seed}")
+        self.check_finite(traj.latent, worlds, f"plan seed {plan_seed}")
         return traj
 
     def decoded_steps(self, subset=None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -106,9 +108,17 @@ class Session:
         import jax.numpy as jnp
 
         worlds = np.concatenate([index, index]) if pair else index
-        return {"worlds": worlds, "cond": take_worlds(self.cond, worlds, self.num_samples),
-                "noise": jnp.asarray(self.noise(worlds)), "plan_seed": self.config["seed"] * 7919 + c,
-                "real": len(index) - int(np.sum(index == index[-1])) + 1}  # fmt: skip
+        return {
+            "worlds": worlds,
+            "cond": take_worlds(self.cond, worlds, self.num_samples),
+            "noise": jnp.asarray(self.noise(worlds)),
+            "plan_seed": self.plan_seed(c),
+            "real": real_count(index),
+        }
+
+    def plan_seed(self, call: int) -> int:
+        """Seed of the noise a plan injects in call `call` (fixed by the config, so resumes and shards agree)."""
+        return self.config["seed"] * 7919 + call
 
     def check_finite(self, latent, index: np.ndarray, where: str) -> None:
         """NaN or inf in a final latent is an error naming the samples, never a silent result."""
@@ -128,6 +138,11 @@ class Session:
             get_task(self.samples[i].task).score(v, self.samples[i].meta) for v, i in zip(videos, index, strict=True)
         ]
         return np.array([r.score for r in results]), np.array([float(r.success) for r in results])
+
+
+def real_count(chunk: np.ndarray) -> int:
+    """Samples of a chunk before its padding (repeats of the last sample)."""
+    return len(chunk) - int(np.sum(chunk == chunk[-1])) + 1
 
 
 def build_session(config: dict, model: ExperimentModel, experiment=None) -> Session:

@@ -19,14 +19,13 @@ here, the layer from which the foreground/background ratio's interval lies above
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cos_jax.experiments.base import ExperimentError, Point, check_indices
+from cos_jax.experiments.base import ExperimentError, Point, ReportedIn, check_indices
 from cos_jax.probes.plan import Plan, capture_plan
 from cos_jax.sampling.loop import keep_x0, run_trajectory
 
@@ -71,7 +70,8 @@ def _detail_run(experts, cond, noise, plan, key, keep, *, config, policy):
     return rgb, share, var
 
 
-class TokenMaps:
+class TokenMaps(ReportedIn):
+    report_module = "cos_jax.experiments.token_maps_report"
     name = "token_maps"
     defaults: ClassVar[dict] = {
         "tasks": ["select_next", "tictactoe", "maze@1", "majority_colour"],
@@ -167,13 +167,3 @@ class TokenMaps:
                 out["pca_share"][d] = np.asarray(share[:, :, j])
                 out["channel_var"][d] = np.asarray(var[:, :, j])
         return out | {"detail_samples": np.asarray(detail)}
-
-    def summarise(self, config: dict, info: dict, records: dict) -> dict:
-        from cos_jax.experiments.token_maps_report import summarise
-
-        return summarise(config, info, records)
-
-    def report(self, results: dict, out: Path, records: dict) -> list:
-        from cos_jax.experiments.token_maps_report import report
-
-        return report(results, out, records)
