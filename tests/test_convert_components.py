@@ -94,7 +94,7 @@ def test_official_folder_with_wan22_vae_and_bf16_umt5(tmp_path):
     assert list(comps) == ["dit", "vae", "text_encoder", "tokenizer"]
     assert comps["vae"] | {"config": None} == {
         "kind": "wan_vae", "path": "vae", "layout": "official", "config": None, "preset": None, "dtype": "float32",
-        "source_files": ["Wan2.2_VAE.pth"], "tensors": 196,
+        "source_files": ["Wan2.2_VAE.pth"], "tensors": 196, "parameters": sum(p.numel() for p in vae.parameters()),
     }  # fmt: skip
     assert comps["text_encoder"]["kind"] == "umt5_encoder" and comps["text_encoder"]["tensors"] == 1 + 10 * 2 + 1
     assert comps["tokenizer"]["source_files"] == [

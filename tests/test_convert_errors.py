@@ -210,16 +210,20 @@ def test_index_and_shards_must_agree(src, tmp_path):
         _convert(src, tmp_path / "out")
 
 
-def test_cli_turns_bad_inputs_into_one_line(tmp_path, capsys):
-    """`cos-jax convert` on a missing path, an empty folder or a garbage file: `error: …`, status 2, no output."""
+def test_cli_turns_bad_inputs_into_one_line(src, tmp_path, capsys):
+    """`cos-jax convert` on a missing path, an empty folder, a garbage file, a missing LoRA or a LoRA of the
+    wrong rank: `error: …`, status 2, no output."""
     from cos_jax.cli import main
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "garbage.safetensors").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{bad}")
-    for src, message in ((tmp_path / "missing", "no such file or folder"),
-                         (tmp_path / "empty", "no *.safetensors"),
-                         (tmp_path / "garbage.safetensors", "garbage.safetensors")):  # fmt: skip
-        assert main(["convert", str(src), str(tmp_path / "out"), "--quiet"]) == 2
+    bad_rank = _lora(tmp_path, lambda t: t.update({"blocks.0.ffn.0.lora_A.default.weight": np.zeros((3, 48))}))
+    for args, message in (([tmp_path / "missing"], "no such file or folder"),
+                          ([tmp_path / "empty"], "no *.safetensors"),
+                          ([tmp_path / "garbage.safetensors"], "garbage.safetensors"),
+                          ([src, "--lora", tmp_path / "nolora.safetensors"], "nolora.safetensors"),
+                          ([src, "--lora", bad_rank], "rank mismatch")):  # fmt: skip
+        assert main(["convert", *map(str, args), str(tmp_path / "out"), "--quiet"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -26,6 +26,7 @@ def _convert(args) -> int:
         config=preset(args.preset) if args.preset else None,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        expect=args.expect,
     )
     mb = manifest["bytes_read"] / 1e6
     print(f"wrote {args.out}: {', '.join(manifest['components'])} ({manifest['dtype']}); "
@@ -34,7 +35,8 @@ def _convert(args) -> int:
         if comp["kind"] == "tokenizer":
             print(f"  {name:<12} files: {', '.join(os.path.basename(f) for f in comp['source_files'])}")
             continue
-        line = f"  {name:<12} {comp['layout']:<9} {comp['dtype']:<8} preset={comp['preset']} tensors={comp['tensors']}"
+        line = (f"  {name:<12} {comp['layout']:<9} {comp['dtype']:<8} preset={comp['preset']} "
+                f"tensors={comp['tensors']} parameters={comp['parameters']:,}")  # fmt: skip
         if "loras" in comp:
             line += " LoRAs: " + (
                 ", ".join(f"{x['file']} x{x['scale']:g} (rank {x['ranks']})" for x in comp["loras"]) or "none"
@@ -124,6 +126,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--layout", choices=["official", "diffusers"], help="override the detected key layout")
     p.add_argument("--preset", help="override the config read from config.json / the shapes (e.g. i2v_a14b)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (atomically)")
+    p.add_argument(
+        "--expect",
+        metavar="MANIFEST",
+        help="an expected manifest (convert/expected/*.json): refuse, before writing, a checkpoint whose "
+        "components, tensor or parameter counts, presets or LoRA ranks differ",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_convert)
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from cos_jax.convert import checkpoint
 from cos_jax.convert.dit_keys import KeyMismatchError, Layout
+from cos_jax.convert.expect import check_expected, component_summary, read_expected
 from cos_jax.convert.kinds import KIND_OF_EXTRA, KINDS, Kind, check_shapes, real_name
 from cos_jax.convert.layouts import DEFAULT_BOUNDARY, LOOKED_FOR, CheckpointSet, discover, resolve_component
 from cos_jax.convert.lora import Lora, LoraMismatchError, load_lora
@@ -237,6 +238,7 @@ def convert_checkpoint(
     overwrite: bool = False,
     progress: bool = True,
     batch_bytes: int = 64 << 20,
+    expect: str | os.PathLike | None = None,
 ) -> dict:
     """Convert `src` (any supported layout) to a cos-jax checkpoint folder `out`; returns the manifest.
 
@@ -244,7 +246,8 @@ def convert_checkpoint(
     stored dtype of the DiT(s) and the text encoder, `vae_dtype` the VAE's (fp32, as the official code runs
     it). `layout` / `config` override the DiT's. Converted tensors are appended to each Orbax checkpoint in
     batches of about `batch_bytes` (at least 1/`MAX_BATCHES` of the component), so peak memory is a small
-    multiple of max(batch, largest tensor)."""
+    multiple of max(batch, largest tensor). `expect` names an expected manifest (see `convert.expect`) that
+    the plan must match before anything is written."""
     src, out = os.fspath(src), os.path.abspath(os.fspath(out))
     for d in (dtype, vae_dtype):
         if d not in checkpoint.DTYPES:
@@ -255,6 +258,12 @@ def convert_checkpoint(
         src, lora=lora, lora_high=lora_high, lora_low=lora_low, lora_scale=lora_scale, layout=layout, config=config,
         components=components, dtype=dtype, vae_dtype=vae_dtype,
     )  # fmt: skip
+    if expect is not None:
+        expected = read_expected(expect)
+        summaries = {j.name: component_summary(j) for j in jobs}
+        if "tokenizer" in selected:
+            summaries["tokenizer"] = {"kind": "tokenizer"}
+        check_expected(summaries, _boundary(found, jobs)[0], expected, src)
     _remove_stale_partials(out)
     tmp = f"{out}.incomplete-{os.getpid()}"
     os.makedirs(tmp)
@@ -320,27 +329,33 @@ def json_dump(obj, f) -> None:
     f.write("\n")
 
 
-def _manifest(src: str, found, jobs: list[_Job], tokenizer, dtype: str, total: int, seconds: float) -> dict:
+def _boundary(found: CheckpointSet, jobs: list[_Job]) -> tuple[float | None, str | None]:
+    """The expert boundary and where it came from: model_index.json, else the official default."""
+    if found.boundary_ratio is not None:
+        return found.boundary_ratio, "model_index.json"
     dits = [j for j in jobs if j.kind.name == "wan_dit"]
-    boundary = found.boundary_ratio
-    boundary_origin = "model_index.json" if boundary is not None else None
-    if boundary is None and len(dits) == 2:
-        boundary = DEFAULT_BOUNDARY.get(dits[0].config.model_type)
-        boundary_origin = "official default for the model type" if boundary is not None else None
+    boundary = DEFAULT_BOUNDARY.get(dits[0].config.model_type) if len(dits) == 2 else None
+    return boundary, "official default for the model type" if boundary is not None else None
+
+
+def _manifest(src: str, found, jobs: list[_Job], tokenizer, dtype: str, total: int, seconds: float) -> dict:
+    boundary, boundary_origin = _boundary(found, jobs)
     from cos_jax import __version__
 
     relative = lambda f: os.path.relpath(f, src) if os.path.isdir(src) else os.path.basename(f)
     components = {}
     for j in jobs:
+        summary = component_summary(j)
         components[j.name] = {
             "kind": j.kind.name,
             "path": j.name,
             "layout": j.layout,
             "config": j.kind.config_to_dict(j.config),
-            "preset": j.kind.preset(j.config),
+            "preset": summary["preset"],
             "dtype": str(np.dtype(j.dtype)),
             "source_files": [relative(f) for f in j.source.files],
-            "tensors": len(j.source.infos),
+            "tensors": summary["tensors"],
+            "parameters": summary["parameters"],
             **({"loras": [lora.summary() for lora in j.loras]} if j.kind.name == "wan_dit" else {}),
         }
     if tokenizer is not None:

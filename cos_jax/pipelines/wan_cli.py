@@ -102,9 +102,10 @@ def _run(args) -> int:
     output = wan.generate(components, args.prompt, image=image, negative_prompt=args.negative_prompt, frames=frames,
                           height=height, width=width, seeds=args.seeds, config=config, resize=args.resize,
                           keep_steps=keep, policy=args.policy, cache_dir=args.cache_dir, progress=True)  # fmt: skip
+    traj = output.trajectory
+    traj.check_finite()  # before anything is written
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    traj = output.trajectory
     traj.meta["model_spec"] = os.fspath(args.model)
     files = [traj.save(out / "trajectory.npz").name]
     fps = args.fps or wan.DEFAULT_FPS[kind]

@@ -95,7 +95,8 @@ def _tokenizer(folder: Path):
     )
 
 
-def _text_encoder(cfg: T5Config, seed: int):
+def random_reference_t5(cfg: T5Config, seed: int = 0):
+    """A float32 transformers `UMT5EncoderModel` of `cfg` with every parameter randomised."""
     torch, _ = _torch()
     import transformers
 
@@ -122,7 +123,7 @@ def build_tiny_pipeline(folder: str | os.PathLike, kind: str, seed: int = 0, ful
     build = folder / ".tokenizer-build"
     parts = dict(
         tokenizer=_tokenizer(build),
-        text_encoder=_text_encoder(spec.t5, seed),
+        text_encoder=random_reference_t5(spec.t5, seed),
         vae=random_reference_vae(spec.vae, seed=seed),
         scheduler=diffusers.UniPCMultistepScheduler(
             prediction_type="flow_prediction",

@@ -105,6 +105,7 @@ def sample(
         timesteps=schedule.timesteps,
         captures=None if capture is None else np.asarray(out["captures"]),
         xs=None if out["xs"] is None else np.asarray(out["xs"]),
+        finite=np.asarray(out["finite"]),
         capture_steps=None if capture is None else _slots_to_indices(capture.step_slot),
         capture_layers=None if capture is None else _slots_to_indices(capture.layer_slot),
         meta=meta,

@@ -111,7 +111,8 @@ def run_trajectory(
     the computation.
 
     Returns {"latent", "x0" [K, W, …], "xs" [K, W, …] (the DiT's input latents; with `keep.latents`, else
-    None), "captures" [steps, layers, branches, W, …] or None}.
+    None), "captures" [steps, layers, branches, W, …] or None, "finite" [S, W]: whether x̂0 of each step
+    and world is free of NaN/inf}.
     """
     schedule = config.schedule()
     sigmas = jnp.asarray(schedule.sigmas)
@@ -172,19 +173,28 @@ def run_trajectory(
             cap_buffer = _write(cap_buffer, capture.step_slot[i], state)
         if on_step is not None:
             jax.debug.callback(on_step, i)
-        return (x_next, solver_state, x0, key, x0_buffer, xs_buffer, cap_buffer), None
+        finite = jnp.isfinite(x0.reshape(worlds, -1)).all(axis=1)
+        return (x_next, solver_state, x0, key, x0_buffer, xs_buffer, cap_buffer), finite
 
     carry = (x, init_solver(x), jnp.zeros_like(x), key, x0_buffer, xs_buffer, cap_buffer)
     switch = config.switch_step() if len(experts) == 2 else config.steps
     phases = [(experts[0], config.guidance_high, 0, switch)]
     if len(experts) == 2:
         phases.append((experts[1], config.guidance_low, switch, config.steps))
+    finite = []
     for model, guidance, start, stop in phases:
         if stop > start:
-            carry, _ = jax.lax.scan(partial(step, model, guidance), carry, jnp.arange(start, stop))
+            carry, finite_steps = jax.lax.scan(partial(step, model, guidance), carry, jnp.arange(start, stop))
+            finite.append(finite_steps)
     x, _, _, _, x0_buffer, xs_buffer, cap_buffer = carry
     captures = None
     if capture is not None:
         captures = cap_buffer[:-1, :-1]
     xs = None if xs_buffer is None else xs_buffer[:-1]
-    return {"latent": x, "x0": x0_buffer[:-1], "xs": xs, "captures": captures}
+    return {
+        "latent": x,
+        "x0": x0_buffer[:-1],
+        "xs": xs,
+        "captures": captures,
+        "finite": jnp.concatenate(finite) if finite else jnp.ones((0, worlds), bool),
+    }

@@ -12,6 +12,12 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from cos_jax.errors import UsageError
+
+
+class NonFiniteError(UsageError):
+    """NaN or inf appeared while sampling; the message names the step and the worlds."""
+
 
 @dataclasses.dataclass
 class Trajectory:
@@ -28,7 +34,25 @@ class Trajectory:
     xs: np.ndarray | None = None
     capture_steps: np.ndarray | None = None
     capture_layers: np.ndarray | None = None
+    finite: np.ndarray | None = None  # [S, W]: x̂0 of step s in world w free of NaN/inf
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def check_finite(self) -> None:
+        """Raise NonFiniteError naming the first step at which NaN/inf appeared, per world."""
+        bad_final = ~np.isfinite(np.asarray(self.latent, np.float32).reshape(self.latent.shape[0], -1)).all(axis=1)
+        first = {}
+        if self.finite is not None and self.finite.size:
+            for s, w in zip(*np.nonzero(~self.finite), strict=True):
+                first.setdefault(int(w), int(s))
+        for w in np.flatnonzero(bad_final):
+            first.setdefault(int(w), None)
+        if first:
+            where = ", ".join(f"world {w} at step {s}" if s is not None else f"world {w} in the final latent"
+                              for w, s in sorted(first.items()))  # fmt: skip
+            raise NonFiniteError(
+                f"NaN/inf appeared while sampling ({where}); nothing was saved; check the weights (cos-jax "
+                "validate), lower the guidance or the plan's perturbation, or sample with --policy fp32"
+            )
 
     def x0_at(self, step: int) -> np.ndarray:
         """x̂0 [W, …] of one kept step."""
@@ -38,7 +62,9 @@ class Trajectory:
         return self.x0[where[0]]
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically (temp file in the same folder, then rename)."""
+        """Write atomically (temp file in the same folder, then rename); a trajectory holding NaN/inf is
+        refused (NonFiniteError), never saved as a result."""
+        self.check_finite()
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")

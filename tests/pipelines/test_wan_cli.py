@@ -2,6 +2,7 @@
 in test_wan_parity.py, where its output is compared with diffusers)."""
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ from cos_jax.sampling.cli_args import parse_guidance, parse_size
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     build_tiny_pipeline(root / "i2v", "i2v-a14b")
+    shutil.copytree(root / "i2v", root / "no_tokenizer")
+    (root / "no_tokenizer" / "tokenizer" / "tokenizer.json").unlink()
     frame = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
     Image.fromarray(frame).save(root / "first.png")
     Image.fromarray(frame).convert("RGBA").save(root / "rgba.png")
@@ -34,10 +37,11 @@ def folder(tmp_path_factory):
         (["--image", "rgba.png"], r"RGBA image.*convert\('RGB'\)"),
         (["--image", "first.png", "--decode-steps", "2-5"], r"steps \[3, 4, 5\] are outside 0-2"),
         (["--image", "first.png", "--preset", "fast"], "unknown sampling preset 'fast'"),
+        (["--image", "first.png", "--model", "no_tokenizer"], r"tokenizer has no tokenizer\.json"),
     ],
 )
 def test_cli_errors(folder, tmp_path, args, message, capsys):
-    args = [str(folder / a) if a.endswith(".png") else a for a in args]
+    args = [str(folder / a) if a.endswith(".png") or a == "no_tokenizer" else a for a in args]
     status = main(["sample", "--model", str(folder / "i2v"), "--prompt", "a cat", "--frames", "9", "--size", "48*32",
                    "--steps", "3", *args, "--out", str(tmp_path / "x")])  # fmt: skip
     err = capsys.readouterr().err

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Wan2.2-I2V-A14B, official folder: both 14B experts (36 input channels), the Wan2.1 VAE,
+# umT5 and its tokenizer.
+#
+# Download:  hf download Wan-AI/Wan2.2-I2V-A14B --local-dir Wan2.2-I2V-A14B
+# Run:       convert/wan22_i2v_a14b.sh [SRC [OUT]]
+#            (default SRC Wan2.2-I2V-A14B, OUT wan22-i2v-a14b)
+# Output:    a cos-jax checkpoint folder, about 69 GB (bf16 experts and umT5, fp32 VAE). Any host:
+#            conversion streams tensor by tensor, validation runs block by block.
+# Checks:    before writing, the plan against expected/wan22_i2v_a14b.json (components, tensor
+#            and parameter counts, presets); after, every block of every DiT against diffusers (exit 1
+#            above 1e-4).
+set -euo pipefail
+SRC=${1:-Wan2.2-I2V-A14B}
+OUT=${2:-wan22-i2v-a14b}
+EXPECT=${EXPECT:-$(dirname "$0")/expected/wan22_i2v_a14b.json}
+
+cos-jax convert "$SRC" "$OUT" --expect "$EXPECT"
+cos-jax validate "$SRC" --converted "$OUT" --stream

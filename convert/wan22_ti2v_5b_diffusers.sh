@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Wan2.2-TI2V-5B, diffusers folder: transformer/, vae/ (AutoencoderKLWan, z 48), text_encoder/,
+# tokenizer/.
+#
+# Download:  hf download Wan-AI/Wan2.2-TI2V-5B-Diffusers --local-dir Wan2.2-TI2V-5B-Diffusers
+# Run:       convert/wan22_ti2v_5b_diffusers.sh [SRC [OUT]]
+#            (default SRC Wan2.2-TI2V-5B-Diffusers, OUT wan22-ti2v-5b)
+# Output:    a cos-jax checkpoint folder, about 24 GB (bf16 DiT and umT5, fp32 VAE). Any host:
+#            conversion streams tensor by tensor, validation runs block by block.
+# Checks:    before writing, the plan against expected/wan22_ti2v_5b_diffusers.json (components, tensor
+#            and parameter counts, presets); after, every block of every DiT against diffusers (exit 1
+#            above 1e-4).
+set -euo pipefail
+SRC=${1:-Wan2.2-TI2V-5B-Diffusers}
+OUT=${2:-wan22-ti2v-5b}
+EXPECT=${EXPECT:-$(dirname "$0")/expected/wan22_ti2v_5b_diffusers.json}
+
+cos-jax convert "$SRC" "$OUT" --expect "$EXPECT"
+cos-jax validate "$SRC" --converted "$OUT" --stream
