@@ -70,26 +70,48 @@ def init_state(model: ToyModel, cfg: TrainConfig) -> tuple[nnx.GraphDef, TrainSt
     return graphdef, state
 
 
-def flow_loss(model: ToyModel, spec: ToySpec, cfg: TrainConfig, batch: dict, prompts: dict, key: jax.Array):
+def flow_loss(
+    model: ToyModel, spec: ToySpec, cfg: TrainConfig, batch: dict, prompts: dict, key: jax.Array, **dit_options
+):
     """Mean squared velocity error on one batch {video uint8 [B,T,H,W,3], prompt int32 [B]}.
 
     `prompts` is the prompt table {prompt_ids, prompt_mask} [U, L] (row 0: the empty prompt); it is
-    encoded once and gathered per sample, which equals encoding each sample's prompt.
+    encoded once and gathered per sample, which equals encoding each sample's prompt. `dit_options` go to
+    `velocity_loss` (a σ range, a LoRA).
     """
     k_sigma, k_eps, k_drop = jax.random.split(key, 3)
     video = to_unit_range(batch["video"])
     x0 = spec.codec.encode(video)
     y = spec.codec.i2v_condition(video[:, 0], spec.frames)
-    b = x0.shape[0]
-    row = jnp.where(jax.random.bernoulli(k_drop, cfg.cond_dropout, (b,)), 0, batch["prompt"])
+    row = jnp.where(jax.random.bernoulli(k_drop, cfg.cond_dropout, (x0.shape[0],)), 0, batch["prompt"])
     context = model.text(prompts["prompt_ids"], prompts["prompt_mask"], policy=cfg.policy)[row]
-    u = jax.random.uniform(k_sigma, (b,))
+    return velocity_loss(model.dit, cfg, x0, y, context, k_sigma, k_eps, **dit_options)
+
+
+def velocity_loss(
+    dit,
+    cfg: TrainConfig,
+    x0: jax.Array,
+    y: jax.Array | None,
+    context: jax.Array,
+    k_sigma: jax.Array,
+    k_eps: jax.Array,
+    *,
+    u_range: tuple[float, float] = (0.0, 1.0),
+    lora=None,
+    lora_scale: float = 1.0,
+) -> jax.Array:
+    """The flow-matching loss of `dit` on clean latents x0 [B, F, H, W, C] (with I2V condition y and text
+    context): σ from u ~ U(u_range) shifted by `cfg.shift`, x_σ = (1−σ)·x0 + σ·ε, target ε − x0. `u_range`
+    narrows the draw to a σ range (see `train.lora.u_range`); `lora` runs the DiT with adapters."""
+    b = x0.shape[0]
+    u = jax.random.uniform(k_sigma, (b,), minval=u_range[0], maxval=u_range[1])
     sigma = cfg.shift * u / (1 + (cfg.shift - 1) * u)
     eps = jax.random.normal(k_eps, x0.shape)
     s = sigma[:, None, None, None, None]
     x = constrain((1 - s) * x0 + s * eps, ("batch", None, None, None, None))
-    v = model.dit(x, 1000.0 * sigma, context, y, policy=cfg.policy, attention_backend=cfg.attention,
-                  remat=cfg.remat, scan_unroll=cfg.scan_unroll)  # fmt: skip
+    v = dit(x, 1000.0 * sigma, context, y, policy=cfg.policy, attention_backend=cfg.attention, remat=cfg.remat,
+            scan_unroll=cfg.scan_unroll, lora=lora, lora_scale=lora_scale)  # fmt: skip
     return jnp.mean(jnp.square(v - (eps - x0)))
 
 
@@ -99,13 +121,20 @@ def split_prompt_table(data: dict) -> tuple[dict, dict]:
     return {k: v for k, v in data.items() if k not in table}, table
 
 
-def train_step(graphdef, spec: ToySpec, cfg: TrainConfig, state: TrainState, data: dict, prompts: dict):
-    """One optimizer step on a batch drawn from `data` (device arrays, {video, prompt}); `prompts` is the
-    prompt table. Returns (state, metrics)."""
-    key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+def draw_batch(cfg: TrainConfig, key_data: jax.Array, step: jax.Array, data: dict) -> tuple[dict, jax.Array]:
+    """The batch {video, prompt} of `step` (a key folded with the step: resumed runs draw the same batches)
+    and the key of its loss."""
+    key = jax.random.fold_in(jax.random.wrap_key_data(key_data), step)
     k_batch, k_loss = jax.random.split(key)
     index = jax.random.randint(k_batch, (cfg.batch,), 0, data["video"].shape[0])
     batch = {k: constrain(data[k][index], ("batch",) + (None,) * (data[k].ndim - 1)) for k in ("video", "prompt")}
+    return batch, k_loss
+
+
+def train_step(graphdef, spec: ToySpec, cfg: TrainConfig, state: TrainState, data: dict, prompts: dict):
+    """One optimizer step on a batch drawn from `data` (device arrays, {video, prompt}); `prompts` is the
+    prompt table. Returns (state, metrics)."""
+    batch, k_loss = draw_batch(cfg, state.key, state.step, data)
 
     def loss_of(params):
         return flow_loss(nnx.merge(graphdef, params), spec, cfg, batch, prompts, k_loss)

@@ -19,6 +19,7 @@ from cos_jax.wan.attention import Backend, attention
 from cos_jax.wan.config import DiTConfig
 from cos_jax.wan.hooks import BlockHook
 from cos_jax.wan.layers import AffineLayerNorm, Linear, RMSNorm, gelu_tanh, layer_norm, param
+from cos_jax.wan.lora import LoraParams, with_lora
 from cos_jax.wan.precision import Policy, get_policy
 from cos_jax.wan.rope import apply_rope, rope_tables
 from cos_jax.wan.timestep import TimestepTable, sinusoid, timestep_table
@@ -133,6 +134,8 @@ class WanDiT(nnx.Module):
         timestep_slots: int = 2,
         remat: str = "none",
         scan_unroll: int = 1,
+        lora: LoraParams | None = None,
+        lora_scale: float = 1.0,
     ) -> Float[Array, "B F H W out_dim"]:
         """Velocity prediction for latents `x` (with I2V conditioning `y` concatenated on channels).
 
@@ -140,11 +143,12 @@ class WanDiT(nnx.Module):
         text-encoder output already padded to its fixed length (the official 512 rows, zeros after the
         prompt). `timestep_slots` bounds the distinct per-token timesteps of one sample (see
         `timestep_table`). `remat` (a `REMAT_POLICIES` name) and `scan_unroll` trade memory for speed
-        when differentiating (training); they never change the values.
+        when differentiating (training); they never change the values. `lora` (see `cos_jax.wan.lora`) adds
+        lora_scale · down @ up to the targeted kernels, layer by layer.
         """
         out, _ = self.forward_hooked(
             x, timesteps, context, y, policy=policy, attention_backend=attention_backend,
-            timestep_slots=timestep_slots, remat=remat, scan_unroll=scan_unroll,
+            timestep_slots=timestep_slots, remat=remat, scan_unroll=scan_unroll, lora=lora, lora_scale=lora_scale,
         )  # fmt: skip
         return out
 
@@ -163,6 +167,8 @@ class WanDiT(nnx.Module):
         timestep_slots: int = 2,
         remat: str = "none",
         scan_unroll: int = 1,
+        lora: LoraParams | None = None,
+        lora_scale: float = 1.0,
     ) -> tuple[jax.Array, Any]:
         """`__call__` with a hook after every block (see `cos_jax.wan.hooks`); returns (velocity, state).
 
@@ -174,7 +180,9 @@ class WanDiT(nnx.Module):
             raise ValueError(f"unknown remat policy {remat!r}; choose one of {tuple(REMAT_POLICIES)}")
         inputs = self.embed(x, timesteps, context, y, policy=policy, timestep_slots=timestep_slots)
 
-        def run_block(block, hidden, inputs):
+        def run_block(block, lora_slice, hidden, inputs):
+            if lora_slice is not None:  # inside the remat boundary: the merged kernels are recomputed, not kept
+                block = with_lora(block, lora_slice, lora_scale)
             return block(hidden, inputs.context, inputs.e0, inputs.steps, inputs.rope, policy, attention_backend)
 
         if remat != "none":
@@ -182,15 +190,17 @@ class WanDiT(nnx.Module):
 
         def body(carry, xs):
             hidden, hook_state = carry
-            block, plan_slice, layer = xs
+            block, plan_slice, layer, lora_slice = xs
             block_input = hidden
-            hidden = run_block(block, hidden, inputs)
+            hidden = run_block(block, lora_slice, hidden, inputs)
             if hook is not None:
                 hidden, hook_state = hook(hidden, plan_slice, layer, hook_state, block_input)
             return (constrain(hidden, RESIDUAL_AXES), hook_state), None
 
         layers = jnp.arange(self.config.num_layers)
-        (h, state), _ = jax.lax.scan(body, (inputs.hidden, state), (self.blocks, plan, layers), unroll=scan_unroll)
+        (h, state), _ = jax.lax.scan(
+            body, (inputs.hidden, state), (self.blocks, plan, layers, lora), unroll=scan_unroll
+        )
         return self.head_output(h, inputs, self.patch_grid(x.shape)), state
 
     def embed(

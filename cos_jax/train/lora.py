@@ -1,0 +1,119 @@
+"""LoRA fine-tuning the VBVR way: rank-r adapters on the block linears of a frozen DiT, trained with the
+flow-matching loss on one σ range, so each expert of a two-expert model gets its own LoRA (VBVR: the
+high-noise LoRA above the boundary σ ≈ 0.9, the low-noise one below; reference: vbvr.md, paper.md §2.1).
+
+Only the LoRA factors are differentiated and only they are in the optimizer state; the base parameters
+are a constant of the step. A trained LoRA is saved in DiffSynth/PEFT naming
+(`blocks.N.<target>.lora_{A,B}.default.weight`, PyTorch orientation, the scale folded into B), which
+`cos-jax convert --lora/--lora-high/--lora-low` merges at scale 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from cos_jax.errors import UsageError
+from cos_jax.train.flow import TrainConfig, draw_batch, flow_loss
+from cos_jax.wan.config import DiTConfig
+from cos_jax.wan.lora import LoraConfig, LoraParams, init_lora
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraTrainConfig:
+    """The flow-matching settings (`train`: batch, steps, lr, shift, dropout, policy, remat, seed), the
+    adapter (`lora`), and the σ range [lo, hi] the LoRA is trained on."""
+
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=100, weight_decay=0.0))
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    sigma_range: tuple[float, float] = (0.0, 1.0)
+
+
+def u_range(sigma_range: tuple[float, float], shift: float) -> tuple[float, float]:
+    """The uniform draws u whose shifted σ = s·u / (1 + (s−1)·u) falls in `sigma_range`; an empty or
+    out-of-[0, 1] range is a UsageError."""
+    lo, hi = (float(v) for v in sigma_range)
+    if not 0.0 <= lo < hi <= 1.0:
+        raise UsageError(f"σ range [{lo}, {hi}] is empty or outside [0, 1]; give lo < hi, e.g. 0.9,1 (high noise)")
+    inverse = lambda sigma: sigma / (shift - (shift - 1.0) * sigma)
+    return inverse(lo), inverse(hi)
+
+
+@dataclasses.dataclass
+class LoraState:
+    step: jax.Array
+    lora: LoraParams
+    opt_state: Any
+    key: jax.Array  # raw uint32 key data
+
+
+jax.tree_util.register_dataclass(LoraState, data_fields=["step", "lora", "opt_state", "key"], meta_fields=[])
+
+
+def make_lora_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    """AdamW with linear warm-up and a constant rate after (DiffSynth's LoRA recipe), global-norm clipping."""
+    schedule = optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup, 1))
+    return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adamw(schedule, weight_decay=cfg.weight_decay))
+
+
+def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig) -> LoraState:
+    u_range(cfg.sigma_range, cfg.train.shift)  # refuse an empty range before anything runs
+    key = jax.random.key(cfg.train.seed)
+    lora = init_lora(dit, cfg.lora, jax.random.fold_in(key, 1))
+    opt_state = make_lora_optimizer(cfg.train).init(lora)
+    return LoraState(jnp.zeros((), jnp.int32), lora, opt_state, jax.random.key_data(key))
+
+
+def lora_train_step(graphdef, params, spec, cfg: LoraTrainConfig, state: LoraState, data: dict, prompts: dict):
+    """One optimizer step of the LoRA on a batch drawn from `data`; `graphdef`/`params` are the frozen
+    toy model (`nnx.split(model, nnx.Param)`). Returns (state, metrics)."""
+    batch, k_loss = draw_batch(cfg.train, state.key, state.step, data)
+    model = nnx.merge(graphdef, params)
+    bounds = u_range(cfg.sigma_range, cfg.train.shift)
+
+    def loss_of(lora):
+        return flow_loss(model, spec, cfg.train, batch, prompts, k_loss, u_range=bounds, lora=lora,
+                         lora_scale=cfg.lora.scale)  # fmt: skip
+
+    loss, grads = jax.value_and_grad(loss_of)(state.lora)
+    updates, opt_state = make_lora_optimizer(cfg.train).update(grads, state.opt_state, state.lora)
+    lora = optax.apply_updates(state.lora, updates)
+    return LoraState(state.step + 1, lora, opt_state, state.key), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+
+def diffsynth_tensors(lora: LoraParams, scale: float) -> dict[str, np.ndarray]:
+    """The LoRA as DiffSynth-Studio saves one: `blocks.N.<target>.lora_A.default.weight` [r, in] and
+    `…lora_B.default.weight` [out, r] (float32), with `scale` folded into B so it merges at scale 1."""
+    tensors = {}
+    for target, factors in lora.items():
+        down, up = np.asarray(factors["down"], np.float32), np.asarray(factors["up"], np.float32)
+        for i in range(down.shape[0]):
+            tensors[f"blocks.{i}.{target}.lora_A.default.weight"] = np.ascontiguousarray(down[i].T)
+            tensors[f"blocks.{i}.{target}.lora_B.default.weight"] = np.ascontiguousarray(scale * up[i].T)
+    return tensors
+
+
+def save_lora(path: str | os.PathLike, lora: LoraParams, scale: float, metadata: dict[str, str] | None = None) -> Path:
+    """Write the LoRA as a DiffSynth-format .safetensors, atomically (temp file, then rename)."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".safetensors.tmp")
+    os.close(fd)
+    try:
+        save_file(diffsynth_tensors(lora, scale), tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
