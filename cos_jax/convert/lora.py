@@ -145,3 +145,26 @@ def load_lora(path: str | os.PathLike, cfg: DiTConfig, scale: float = 1.0) -> Lo
 def _weight_shape(rule: KeyRule, cfg: DiTConfig) -> tuple[int, int]:
     """(out, in) of a linear weight in PyTorch orientation."""
     return source_shape(rule, target_shapes(cfg)[rule.target])
+
+
+def merge_lora(model, lora: Lora):
+    """A copy of a cos-jax DiT (`WanDiT`) with `lora` merged as `convert` merges it: W + scale·B·A in float32,
+    cast back to the kernel's dtype."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    graphdef, state = nnx.split(model)
+    for target, layer in lora.pairs:
+        *path, leaf = target.split(".")
+        parent = state
+        for name in path:
+            parent = parent[name]
+        variable = parent[leaf]
+        kernel = np.array(variable[...], np.float32)
+        delta = lora.delta(target, layer).T  # PyTorch (out, in) -> kernel (in, out)
+        if layer is None:
+            kernel += delta
+        else:
+            kernel[layer] += delta
+        parent[leaf] = variable.replace(jnp.asarray(kernel, variable[...].dtype))
+    return nnx.merge(graphdef, state)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from contextlib import nullcontext
 
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from cos_jax.probes.plan import Plan
 from cos_jax.sampling import Conditions, SamplingConfig, Trajectory, sample, sampling_preset
 from cos_jax.wan.codec import to_uint8, to_unit_range
+from cos_jax.wan.dit import WanDiT
 from cos_jax.wan.toy import ToyModel, ToySpec, init_toy
 
 NEGATIVE_PROMPT = ""
 SHIPPED_WEIGHTS = "toy_ema.npz"
+SHIPPED_LORAS = ("toy_a14b_high_lora.safetensors", "toy_a14b_low_lora.safetensors")  # (high noise, low noise)
 
 
 def load_toy(weights: str | None = None) -> tuple[ToyModel, ToySpec]:
@@ -30,9 +34,36 @@ def load_toy(weights: str | None = None) -> tuple[ToyModel, ToySpec]:
     return model, spec
 
 
-def toy_sampling(steps: int = 50, guidance: float = 5.0) -> SamplingConfig:
-    """The paper preset scaled to the toy: Euler, DiffSynth grid, shift 5, CFG on one expert."""
-    return sampling_preset("paper").replace(steps=steps, guidance_high=guidance, guidance_low=guidance, boundary=None)
+@dataclasses.dataclass(frozen=True)
+class ToyPair:
+    """The two-expert toy (`toy-a14b`): the toy's text encoder and a (high-noise, low-noise) DiT pair, each
+    the shipped toy with its own LoRA merged; sampled like I2V-A14B, switching experts at t < 875."""
+
+    dit: tuple[WanDiT, WanDiT]
+    text: nnx.Module
+
+
+def load_toy_a14b(weights: str | None = None, loras: tuple[str, str] | None = None) -> tuple[ToyPair, ToySpec]:
+    """The two-expert toy: the toy of `weights` (default: the shipped one) with the (high, low) LoRA files
+    `loras` (default: the shipped pair) merged as `cos-jax convert --lora-high/--lora-low` merges them."""
+    from importlib import resources
+
+    from cos_jax.convert.lora import load_lora, merge_lora
+
+    model, spec = load_toy(weights)
+    if loras is None:
+        folder = resources.files("cos_jax") / "assets" / "toy"
+        with resources.as_file(folder / SHIPPED_LORAS[0]) as high, resources.as_file(folder / SHIPPED_LORAS[1]) as low:
+            return load_toy_a14b(weights, (str(high), str(low)))
+    experts = tuple(merge_lora(model.dit, load_lora(path, spec.dit)) for path in loras)
+    return ToyPair(experts, model.text), spec
+
+
+def toy_sampling(steps: int = 50, guidance: float = 5.0, two_experts: bool = False) -> SamplingConfig:
+    """The paper preset scaled to the toy: Euler, DiffSynth grid, shift 5, CFG; one expert, or two switching
+    at t < 875 as the paper's sampler does (step 21 of 50)."""
+    return sampling_preset("paper").replace(steps=steps, guidance_high=guidance, guidance_low=guidance,
+                                            boundary=875 if two_experts else None)  # fmt: skip
 
 
 def encode_prompts(model: ToyModel, spec: ToySpec, prompts: Sequence[str], policy: str = "fp32") -> jnp.ndarray:
@@ -70,7 +101,8 @@ def generate(
             f"got {len(first_frames)} frames, {len(prompts)} prompts, {len(seeds)} seeds; one each per world"
         )
     cond = toy_conditions(model, spec, np.asarray(first_frames), prompts)
-    return sample(model.dit, cond, config or toy_sampling(), spec.latent_shape, seeds=list(seeds), plan=plan,
+    config = config or toy_sampling(two_experts=isinstance(model.dit, tuple))
+    return sample(model.dit, cond, config, spec.latent_shape, seeds=list(seeds), plan=plan,
                   keep_steps=keep_steps, progress=progress)  # fmt: skip
 
 

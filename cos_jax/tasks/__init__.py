@@ -12,6 +12,7 @@ from cos_jax.tasks.clock import Clock
 from cos_jax.tasks.counting import Counting
 from cos_jax.tasks.majority import MajorityColour
 from cos_jax.tasks.maze import Maze
+from cos_jax.tasks.maze_two import MazeTwo
 from cos_jax.tasks.permanence import Permanence
 from cos_jax.tasks.rotation import Rotation
 from cos_jax.tasks.select_next import SelectNext
@@ -23,6 +24,7 @@ TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Maze(),
+        MazeTwo(),
         Waypoints(),
         MajorityColour(),
         Counting(),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cos_jax.pipelines.toy import decode_video, generate, toy_sampling
-from cos_jax.wan.toy import ToyModel, ToySpec
+from cos_jax.wan.toy import ToySpec
 
 EVAL_DIFFICULTY = 2  # the held-out level a bare task name means
 
@@ -39,18 +39,25 @@ def held_out_samples(entries: Sequence[str], per_task: int, spec: ToySpec, start
             for name, level in map(parse_entry, entries) for i in range(per_task)]  # fmt: skip
 
 
-def evaluate(model: ToyModel, spec: ToySpec, samples, steps: int = 50, guidance: float = 5.0, seed: int = 0) -> dict:
-    """{entry: {"score", "success", "n"}} plus "mean" over entries, for one sampling run per sample."""
+def score_samples(model, spec: ToySpec, samples, steps: int = 50, guidance: float = 5.0, seed: int = 0):
+    """(scores, successes) [n] of one sampling run per sample (world i from seed + i); `model` is a toy
+    (`ToyModel`) or the two-expert toy (`ToyPair`, sampled with its expert switch)."""
     from cos_jax.tasks import get_task
 
     traj = generate(model, spec, np.stack([s.first_frame for s in samples]), [s.prompt for s in samples],
-                    seeds=[seed + i for i in range(len(samples))], config=toy_sampling(steps, guidance),
+                    seeds=[seed + i for i in range(len(samples))],
+                    config=toy_sampling(steps, guidance, two_experts=isinstance(model.dit, tuple)),
                     keep_steps=[steps - 1])  # fmt: skip
-    videos = decode_video(spec, traj.latent)
+    results = [get_task(s.task).score(v, s.meta) for s, v in zip(samples, decode_video(spec, traj.latent), strict=True)]
+    return np.array([r.score for r in results]), np.array([float(r.success) for r in results])
+
+
+def evaluate(model, spec: ToySpec, samples, steps: int = 50, guidance: float = 5.0, seed: int = 0) -> dict:
+    """{entry: {"score", "success", "n"}} plus "mean" over entries, for one sampling run per sample."""
+    scores, successes = score_samples(model, spec, samples, steps, guidance, seed)
     rows: dict[str, list] = {}
-    for sample, video in zip(samples, videos, strict=True):
-        result = get_task(sample.task).score(video, sample.meta)
-        rows.setdefault(sample_label(sample), []).append((result.score, float(result.success)))
+    for sample, score, success in zip(samples, scores, successes, strict=True):
+        rows.setdefault(sample_label(sample), []).append((score, success))
     report = {t: {"score": float(np.mean([r[0] for r in v])), "success": float(np.mean([r[1] for r in v])), "n": len(v)}
               for t, v in rows.items()}  # fmt: skip
     report["mean"] = {k: float(np.mean([report[t][k] for t in rows])) for k in ("score", "success")}

@@ -11,8 +11,10 @@ are a constant of the step. A trained LoRA is saved in DiffSynth/PEFT naming
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +114,42 @@ def save_lora(path: str | os.PathLike, lora: LoraParams, scale: float, metadata:
     os.close(fd)
     try:
         save_file(diffsynth_tensors(lora, scale), tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def train_lora(
+    spec,
+    cfg: LoraTrainConfig,
+    data: dict[str, np.ndarray],
+    out: str | os.PathLike,
+    *,
+    base_weights: str | os.PathLike,
+    time_budget_s: float | None = None,
+    checkpoint_every: int = 500,
+    log_every: int = 50,
+) -> dict:
+    """Train a LoRA on the toy world loaded from `base_weights` (its EMA) until `cfg.train.steps` or the
+    time budget; resumable from `out/state`. Writes `out/lora.safetensors` (DiffSynth naming), the log and
+    the summary. The frozen base is a constant of the compiled step (fine at toy size)."""
+    from cos_jax.train.checkpoint import load_weights
+    from cos_jax.train.run import run_steps
+    from cos_jax.wan.toy import init_toy
+
+    out = Path(out)
+    model = load_weights(base_weights, "ema", init_toy(spec))
+    graphdef, params = nnx.split(model, nnx.Param)
+    state = init_lora_state(spec.dit, cfg)
+    info = {"rank": str(cfg.lora.rank), "scale": str(cfg.lora.scale), "sigma_range": json.dumps(cfg.sigma_range),
+            "targets": ",".join(cfg.lora.targets), "base": os.path.basename(os.fspath(base_weights))}  # fmt: skip
+
+    def save(state: LoraState) -> None:
+        save_lora(out / "lora.safetensors", state.lora, cfg.lora.scale, {**info, "step": str(int(state.step))})
+
+    step = partial(lora_train_step, graphdef, params, spec, cfg)
+    return run_steps(step, state, data, out, spec=spec, cfg=cfg.train, save=save, time_budget_s=time_budget_s,
+                     checkpoint_every=checkpoint_every, log_every=log_every)  # fmt: skip

@@ -45,8 +45,6 @@ def train(
 ) -> dict:
     """Train until `cfg.steps` or the time budget; resumes from `out/state` if present. Returns a summary."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    mesh = make_mesh(f"data={jax.device_count()}")
     model = init_toy(spec, cfg.seed)
     prior_steps = total_steps(init_weights) if init_weights else 0  # steps behind the starting weights
     if init_weights:
@@ -54,6 +52,40 @@ def train(
             tree = "params" if any(k.startswith("params/") for k in f.files) else "ema"
         load_weights(init_weights, tree, model)
     graphdef, state = init_state(model, cfg)
+
+    def save(state) -> None:
+        save_weights(out / "weights.npz", {"ema": state.ema, "params": state.params},
+                     {"step": int(state.step), "total_steps": prior_steps + int(state.step), "spec": repr(spec),
+                      "train": repr(cfg)})  # fmt: skip
+
+    evaluate = None if evaluate_fn is None else lambda state: evaluate_fn(nnx.merge(graphdef, state.ema))
+    return run_steps(partial(train_step, graphdef, spec, cfg), state, data, out, spec=spec, cfg=cfg, save=save,
+                     evaluate=evaluate, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                     time_budget_s=time_budget_s, log_every=log_every)  # fmt: skip
+
+
+def run_steps(
+    step,
+    state,
+    data: dict[str, np.ndarray],
+    out: str | Path,
+    *,
+    spec: ToySpec,
+    cfg: TrainConfig,
+    save,
+    evaluate=None,
+    eval_every: int = 0,
+    checkpoint_every: int = 1000,
+    time_budget_s: float | None = None,
+    log_every: int = 50,
+) -> dict:
+    """The data-parallel loop shared by full and LoRA training: `step(state, data, prompts) -> (state,
+    metrics)` until `cfg.steps` or the time budget, resuming from `out/state`; logs to `out/log.jsonl`,
+    checkpoints the state and calls `save(state)` (the weights people use) every `checkpoint_every` steps
+    and at the end; writes and returns `out/summary.json`'s throughput summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    mesh = make_mesh(f"data={jax.device_count()}")
     state_dir = out / "state"
     if state_dir.exists():
         state = restore_state(state_dir, state)
@@ -62,40 +94,37 @@ def train(
     state = jax.device_put(state, replicated)  # committed like the step's outputs: one compilation
     samples, prompts = split_prompt_table({k: np.asarray(v) for k, v in data.items() if k != "task"})
     device_data, prompts = jax.device_put((samples, prompts), replicated)
-    step_fn = jax.jit(partial(train_step, graphdef, spec, cfg), donate_argnums=0)
+    step_fn = jax.jit(step, donate_argnums=0)
     start_step, started = int(state.step), time.perf_counter()
     timed_from, timed_steps = None, 0
     bar = tqdm(total=cfg.steps, initial=start_step, desc="training", unit="step")
     with jax.set_mesh(mesh), (out / "log.jsonl").open("a") as log:
         while int(state.step) < cfg.steps:
             state, metrics = step_fn(state, device_data, prompts)
-            step = int(state.step)
+            step_index = int(state.step)
             bar.update(1)
-            if step == start_step + 5:  # time after compilation and warm-up
-                jax.block_until_ready(state.params)
+            if step_index == start_step + 5:  # time after compilation and warm-up
+                jax.block_until_ready(state)
                 timed_from, timed_steps = time.perf_counter(), 0
             timed_steps += 1
-            if step % log_every == 0:
-                row = {"step": step, "loss": float(metrics["loss"]), "grad_norm": float(metrics["grad_norm"]),
+            if step_index % log_every == 0:
+                row = {"step": step_index, "loss": float(metrics["loss"]), "grad_norm": float(metrics["grad_norm"]),
                        "elapsed_s": round(time.perf_counter() - started, 1)}  # fmt: skip
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-            if evaluate_fn is not None and eval_every and step % eval_every == 0:
-                report = evaluate_fn(nnx.merge(graphdef, state.ema))
-                log.write(json.dumps({"step": step, "eval": report}) + "\n")
+            if evaluate is not None and eval_every and step_index % eval_every == 0:
+                log.write(json.dumps({"step": step_index, "eval": evaluate(state)}) + "\n")
                 log.flush()
             out_of_time = time_budget_s is not None and time.perf_counter() - started > time_budget_s
-            if step % checkpoint_every == 0 or out_of_time or step == cfg.steps:
+            if step_index % checkpoint_every == 0 or out_of_time or step_index == cfg.steps:
                 save_state(state_dir, state)
-                save_weights(out / "weights.npz", {"ema": state.ema, "params": state.params},
-                             {"step": step, "total_steps": prior_steps + step, "spec": repr(spec),
-                              "train": repr(cfg)})  # fmt: skip
+                save(state)
             if out_of_time:
-                print(f"time budget reached at step {step}; state saved")
+                print(f"time budget reached at step {step_index}; state saved")
                 break
     bar.close()
-    jax.block_until_ready(state.params)
+    jax.block_until_ready(state)
     seconds = time.perf_counter() - (timed_from or started)
     samples_per_s = timed_steps * cfg.batch / seconds if timed_from else float("nan")
     summary = {

@@ -1,6 +1,7 @@
 """Generators: determinism, difficulty bounds, split hashes, categories and the 8 + 4 task split."""
 
 import ast
+import itertools
 import json
 from pathlib import Path
 
@@ -52,6 +53,31 @@ def test_tictactoe_two_draws_either_win_and_scores_both_right():
     assert not task.score(task.wrong_video(s), s.meta).success
 
 
+def test_maze_two_has_two_shortest_routes_draws_either_and_scores_both_right():
+    from cos_jax.tasks.maze import neighbours_fn
+    from cos_jax.tasks.maze_two import shortest_routes
+
+    task = TASKS["maze_two"]
+    train = [task.generate_for_split("train", i, 1, 32, 9).meta for i in range(200)]
+    first = np.mean([task.drawn_route(m) == m["solution"]["routes"][0] for m in train])
+    assert 0.4 < first < 0.6  # training videos take both routes about equally often
+    for m in train[:20]:
+        p, routes = m["params"], m["solution"]["routes"]
+        assert len(routes) == 2 and len(routes[0]) == len(routes[1]) and routes[0] != routes[1]
+        nb = neighbours_fn(p["lattice"])
+        for route in routes:  # each is a legal walk from the start to the goal
+            assert route[0] == p["start"] and route[-1] == p["goal"]
+            assert all(tuple(b) in set(nb(tuple(a))) for a, b in itertools.pairwise(route))
+        assert len(shortest_routes(p["lattice"], tuple(p["start"]), tuple(p["goal"]))) == 2
+    s = task.generate(5, 1, 32, 9)
+    answers = [task._video(s.meta, [tuple(c) for c in r]) for r in s.meta["solution"]["routes"]]
+    assert all(task.score(v, s.meta).success for v in answers)  # either route succeeds
+    assert not task.score(np.minimum(*answers), s.meta).success  # both trails at once is not an answer
+    assert not task.score(task.wrong_video(s), s.meta).success
+    activations = [task.candidate_activations(v, s.meta)[:2] for v in answers]
+    assert activations[0].tolist() == [1.0, 0.0] and activations[1].tolist() == [0.0, 1.0]
+
+
 @pytest.mark.parametrize("name", list(TASKS))
 def test_train_test_hashes_disjoint(name):
     task = TASKS[name]
@@ -62,7 +88,7 @@ def test_train_test_hashes_disjoint(name):
 
 
 def test_split_and_categories():
-    assert len(TASKS) == 13 and len(ID_TASKS) == 9 and len(OOD_TASKS) == 4
+    assert len(TASKS) == 14 and len(ID_TASKS) == 10 and len(OOD_TASKS) == 4
     assert {TASKS[n].category for n in TASKS} == set(CATEGORIES)
     ood_categories = [TASKS[n].category for n in OOD_TASKS]
     assert len(set(ood_categories)) == 4  # one held-out task per category (Knowledge keeps all three)
