@@ -18,8 +18,8 @@ from cos_jax.experiments.base import ExperimentError
 # Keys every experiment takes, with their defaults. Experiments add their own.
 COMMON: dict[str, Any] = {
     "experiment": "",
-    "model": "toy",  # "toy" or a model folder (cos-jax convert output or diffusers layout)
-    "model_kind": "any",  # the kind of model the config is written for: any, toy, i2v-a14b, i2v
+    "model": "toy",  # "toy", "toy-a14b" or a model folder (cos-jax convert output or diffusers layout)
+    "model_kind": "any",  # the kind of model the config is written for: any, toy, toy-a14b, i2v-a14b, i2v
     "tasks": ["select_next", "tictactoe", "maze@1", "majority_colour"],  # TASK[@DIFFICULTY] entries
     "per_task": 48,  # samples per task entry
     "start": 300,  # first split index (held-out samples from the test split)
@@ -115,8 +115,8 @@ def check_common(config: dict) -> None:
             raise ExperimentError(f"{key} = {config[key]} must be >= 1")
     if not config["tasks"]:
         raise ExperimentError("tasks is empty; name at least one task, e.g. tasks = ['maze@1']")
-    if config["model_kind"] not in ("any", "toy", "i2v-a14b", "i2v"):
-        raise ExperimentError(f"model_kind = {config['model_kind']!r}; choose any, toy, i2v-a14b or i2v")
+    if config["model_kind"] not in ("any", "toy", "toy-a14b", "i2v-a14b", "i2v"):
+        raise ExperimentError(f"model_kind = {config['model_kind']!r}; choose any, toy, toy-a14b, i2v-a14b or i2v")
     if config["policy"] not in ("fp32", "bf16"):
         raise ExperimentError(f"policy = {config['policy']!r}; choose 'fp32' or 'bf16'")
     if config["split"] not in ("train", "test"):

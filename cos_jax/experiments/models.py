@@ -19,12 +19,14 @@ import numpy as np
 from cos_jax.experiments.base import ExperimentError
 from cos_jax.sampling import Conditions, SamplingConfig, sampling_preset
 
+TOY_KINDS = ("toy", "toy-a14b")
 TEMPORAL_STRIDE = 4  # pixel frames per latent frame (frame 0 alone), for the toy codec and the Wan VAEs
 
 
 @dataclasses.dataclass
 class ExperimentModel:
-    """A model ready for experiments. `kind`: "toy", "i2v-a14b" (two experts) or "i2v" (one expert)."""
+    """A model ready for experiments. `kind`: "toy", "toy-a14b" (the two-expert toy), "i2v-a14b" (two
+    experts) or "i2v" (one expert)."""
 
     name: str
     kind: str
@@ -37,6 +39,10 @@ class ExperimentModel:
     @property
     def num_layers(self) -> int:
         return self.experts[0].config.num_layers
+
+    @property
+    def is_toy(self) -> bool:
+        return self.kind in TOY_KINDS
 
     @property
     def dit(self):
@@ -53,7 +59,7 @@ class ExperimentModel:
 
     def conditions(self, first_frames: np.ndarray, prompts: list[str], policy: str) -> Conditions:
         """Per-world conditions from uint8 first frames [N, H, W, 3] and one prompt per world."""
-        if self.kind == "toy":
+        if self.is_toy:
             from cos_jax.pipelines.toy import toy_conditions
 
             model, spec = self.backend
@@ -73,7 +79,7 @@ class ExperimentModel:
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """Latents [N, F, h, w, C] -> uint8 videos [N, T, H, W, 3]."""
-        if self.kind == "toy":
+        if self.is_toy:
             from cos_jax.pipelines.toy import decode_video
 
             return decode_video(self.backend[1], latents)
@@ -91,7 +97,7 @@ class ExperimentModel:
         """The same model run at another frame count (4n+1)."""
         if frames == self.frames:
             return self
-        if self.kind == "toy":
+        if self.is_toy:
             model, spec = self.backend
             spec = dataclasses.replace(spec, frames=frames)
             return dataclasses.replace(self, frames=frames, latent_shape=spec.latent_shape, backend=(model, spec))
@@ -108,17 +114,19 @@ class ExperimentModel:
 
 
 def load_model(source: str, resolution: int = 0, frames: int = 0) -> ExperimentModel:
-    """``"toy"`` (the shipped toy world) or a model folder; `resolution` / `frames` 0 take the model's own."""
-    if source == "toy":
-        from cos_jax.pipelines.toy import load_toy
+    """``"toy"`` (the shipped toy world), ``"toy-a14b"`` (its two-expert version) or a model folder;
+    `resolution` / `frames` 0 take the model's own."""
+    if source in TOY_KINDS:
+        from cos_jax.pipelines.toy import load_toy, load_toy_a14b
 
-        model, spec = load_toy()
+        model, spec = load_toy() if source == "toy" else load_toy_a14b()
         if resolution not in (0, spec.resolution) or frames not in (0, spec.frames):
             raise ExperimentError(
                 f"the toy world runs at {spec.resolution}x{spec.resolution}, {spec.frames} frames; "
                 f"got resolution={resolution}, frames={frames} (set them to 0)"
             )
-        return ExperimentModel("toy", "toy", (model.dit,), spec.resolution, spec.frames, spec.latent_shape,
+        experts = model.dit if isinstance(model.dit, tuple) else (model.dit,)
+        return ExperimentModel(source, source, experts, spec.resolution, spec.frames, spec.latent_shape,
                                (model, spec))  # fmt: skip
     return _load_folder(source, resolution, frames)
 
@@ -129,7 +137,9 @@ def _load_folder(source: str, resolution: int, frames: int) -> ExperimentModel:
 
     path = Path(source)
     if not path.exists():
-        raise ExperimentError(f"model {source!r} is neither 'toy' nor an existing folder; pass --model toy or DIR")
+        raise ExperimentError(
+            f"model {source!r} is neither 'toy', 'toy-a14b' nor an existing folder; pass --model toy, toy-a14b or DIR"
+        )
     try:
         comps = load_components(path)
     except (FileNotFoundError, ValueError, KeyError) as err:
