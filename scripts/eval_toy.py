@@ -22,7 +22,15 @@ import numpy as np
 from cos_jax.pipelines.toy import load_toy
 from cos_jax.tasks import ID_TASKS, OOD_TASKS, get_task, still_video
 from cos_jax.tasks.video_io import atomic_write
-from cos_jax.train.evaluate import EVAL_DIFFICULTY, entry_label, evaluate, held_out_samples, parse_entry, sample_label
+from cos_jax.train.evaluate import (
+    EVAL_DIFFICULTY,
+    add_eval_arguments,
+    entry_label,
+    evaluate,
+    held_out_samples,
+    parse_entry,
+    sample_label,
+)
 
 
 def baselines(samples) -> dict:
@@ -61,24 +69,15 @@ def main():
         default=[*ID_TASKS, *OOD_TASKS, "maze@1"],
         help="TASK or TASK@DIFFICULTY entries (bare names: difficulty 2)",
     )
-    p.add_argument("--per-task", type=int, default=100)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=5.0)
-    p.add_argument("--chunk", type=int, default=400, help="worlds per sampling call")
-    p.add_argument("--out", required=True)
+    add_eval_arguments(p)
     args = p.parse_args()
     model, spec = load_toy(args.weights)
     labels = list(dict.fromkeys(map(entry_label, args.tasks)))  # the report keys; maze@2 and maze are one
     samples = held_out_samples(labels, args.per_task, spec)
     t0 = time.perf_counter()
-    parts = [evaluate(model, spec, samples[i : i + args.chunk], args.steps, args.guidance, seed=i)
-             for i in range(0, len(samples), args.chunk)]  # fmt: skip
+    report = evaluate(model, spec, samples, args.steps, args.guidance, chunk=args.chunk)
+    report.pop("mean")  # replaced by the in-domain mean below
     seconds = time.perf_counter() - t0
-    report = {}
-    for t in labels:
-        rows = [(part[t]["score"], part[t]["success"], part[t]["n"]) for part in parts if t in part]
-        n = sum(r[2] for r in rows)
-        report[t] = {k: sum(r[i] * r[2] for r in rows) / n for i, k in ((0, "score"), (1, "success"))} | {"n": n}
     in_domain = [t for t in labels if parse_entry(t)[1] == EVAL_DIFFICULTY and get_task(t).split == "id"]
     if in_domain:
         report["mean"] = {k: float(np.mean([report[t][k] for t in in_domain])) for k in ("score", "success")}

@@ -21,16 +21,10 @@ import numpy as np
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
 from cos_jax.pipelines.toy import load_toy, load_toy_a14b
 from cos_jax.tasks.video_io import atomic_write
-from cos_jax.train.evaluate import entry_label, held_out_samples, sample_label, score_samples
+from cos_jax.train.evaluate import add_eval_arguments, entry_label, held_out_samples, sample_label, score_samples
 
 ENTRIES = ["select_next", "tictactoe", "tictactoe_two", "maze@1", "maze", "maze_two@1", "maze_two",
            "majority_colour", "analogy", "permanence", "clock"]  # fmt: skip
-
-
-def _run(model, spec, samples, args) -> tuple[np.ndarray, np.ndarray]:
-    parts = [score_samples(model, spec, samples[i : i + args.chunk], args.steps, args.guidance, seed=i)
-             for i in range(0, len(samples), args.chunk)]  # fmt: skip
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _interval(values) -> list[float]:
@@ -41,18 +35,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--loras", nargs=2, default=None, metavar=("HIGH", "LOW"), help="default: the shipped pair")
     p.add_argument("--tasks", nargs="+", default=ENTRIES)
-    p.add_argument("--per-task", type=int, default=100)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=5.0)
-    p.add_argument("--chunk", type=int, default=400, help="worlds per sampling call")
-    p.add_argument("--out", required=True)
+    add_eval_arguments(p)
     args = p.parse_args()
     single, spec = load_toy()
     pair, _ = load_toy_a14b(loras=tuple(args.loras) if args.loras else None)
     labels = list(dict.fromkeys(map(entry_label, args.tasks)))
     samples = held_out_samples(labels, args.per_task, spec)
     t0 = time.perf_counter()
-    results = {name: _run(model, spec, samples, args) for name, model in (("single", single), ("pair", pair))}
+    results = {
+        name: score_samples(model, spec, samples, args.steps, args.guidance, chunk=args.chunk)
+        for name, model in (("single", single), ("pair", pair))
+    }
     seconds = time.perf_counter() - t0
     label_of = np.array([sample_label(s) for s in samples])
     report = {}

@@ -39,22 +39,39 @@ def held_out_samples(entries: Sequence[str], per_task: int, spec: ToySpec, start
             for name, level in map(parse_entry, entries) for i in range(per_task)]  # fmt: skip
 
 
-def score_samples(model, spec: ToySpec, samples, steps: int = 50, guidance: float = 5.0, seed: int = 0):
-    """(scores, successes) [n] of one sampling run per sample (world i from seed + i); `model` is a toy
-    (`ToyModel`) or the two-expert toy (`ToyPair`, sampled with its expert switch)."""
+def score_samples(model, spec: ToySpec, samples, steps: int = 50, guidance: float = 5.0, seed: int = 0,
+                  chunk: int | None = None):  # fmt: skip
+    """(scores, successes) [n] of one sampling run per sample (world i from seed + i), sampled `chunk`
+    worlds per call (default: all at once); `model` is a toy (`ToyModel`) or the two-expert toy (`ToyPair`,
+    sampled with its expert switch)."""
     from cos_jax.tasks import get_task
 
-    traj = generate(model, spec, np.stack([s.first_frame for s in samples]), [s.prompt for s in samples],
-                    seeds=[seed + i for i in range(len(samples))],
-                    config=toy_sampling(steps, guidance, two_experts=isinstance(model.dit, tuple)),
-                    keep_steps=[steps - 1])  # fmt: skip
-    results = [get_task(s.task).score(v, s.meta) for s, v in zip(samples, decode_video(spec, traj.latent), strict=True)]
+    chunk = chunk or len(samples)
+    config = toy_sampling(steps, guidance, two_experts=isinstance(model.dit, tuple))
+    results = []
+    for i in range(0, len(samples), chunk):
+        part = samples[i : i + chunk]
+        seeds = [seed + i + j for j in range(len(part))]
+        traj = generate(model, spec, np.stack([s.first_frame for s in part]), [s.prompt for s in part],
+                        seeds=seeds, config=config, keep_steps=[steps - 1])  # fmt: skip
+        videos = decode_video(spec, traj.latent)
+        results += [get_task(s.task).score(v, s.meta) for s, v in zip(part, videos, strict=True)]
     return np.array([r.score for r in results]), np.array([float(r.success) for r in results])
 
 
-def evaluate(model, spec: ToySpec, samples, steps: int = 50, guidance: float = 5.0, seed: int = 0) -> dict:
+def add_eval_arguments(parser) -> None:
+    """The held-out evaluation options the eval scripts share."""
+    parser.add_argument("--per-task", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--chunk", type=int, default=400, help="worlds per sampling call")
+    parser.add_argument("--out", required=True)
+
+
+def evaluate(model, spec: ToySpec, samples, steps: int = 50, guidance: float = 5.0, seed: int = 0,
+             chunk: int | None = None) -> dict:  # fmt: skip
     """{entry: {"score", "success", "n"}} plus "mean" over entries, for one sampling run per sample."""
-    scores, successes = score_samples(model, spec, samples, steps, guidance, seed)
+    scores, successes = score_samples(model, spec, samples, steps, guidance, seed, chunk)
     rows: dict[str, list] = {}
     for sample, score, success in zip(samples, scores, successes, strict=True):
         rows.setdefault(sample_label(sample), []).append((score, success))
