@@ -46,6 +46,8 @@ def main() -> None:
     p.add_argument("--counts", default=COUNTS, help="samples per task, e.g. maze=16000,maze_two=8000")
     p.add_argument("--difficulties", default="1,2", help="difficulties cycled over the samples")
     p.add_argument("--base", default=str(SHIPPED), help="toy weights .npz the LoRA adapts (its EMA)")
+    p.add_argument("--init", default=None, help="warm-start from this LoRA file (same rank), e.g. to train on")
+    p.add_argument("--seed", type=int, default=0, help="batch and noise draws (use another for a warm start)")
     p.add_argument("--data-cache", default=None, help=".npz to reuse generated data across runs")
     p.add_argument("--prepare-data", action="store_true", help="only generate the data into --data-cache")
     args = p.parse_args()
@@ -69,12 +71,20 @@ def main() -> None:
         return
     cfg = LoraTrainConfig(
         TrainConfig(
-            batch=args.batch, steps=args.steps, lr=args.lr, warmup=args.warmup, weight_decay=0.0, remat=args.remat
+            batch=args.batch,
+            steps=args.steps,
+            lr=args.lr,
+            warmup=args.warmup,
+            weight_decay=0.0,
+            remat=args.remat,
+            seed=args.seed,
         ),
         LoraConfig(rank=args.rank, alpha=args.alpha),
         tuple(float(v) for v in args.sigma.split(",")),
     )
-    summary = train_lora(spec, cfg, data, args.out, base_weights=args.base, time_budget_s=args.time_budget)
+    summary = train_lora(
+        spec, cfg, data, args.out, base_weights=args.base, time_budget_s=args.time_budget, init=args.init
+    )
     print(summary)
 
 

@@ -27,7 +27,7 @@ from flax import nnx
 from cos_jax.errors import UsageError
 from cos_jax.train.flow import TrainConfig, draw_batch, flow_loss
 from cos_jax.wan.config import DiTConfig
-from cos_jax.wan.lora import LoraConfig, LoraParams, init_lora
+from cos_jax.wan.lora import F32, LoraConfig, LoraParams, init_lora
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +67,11 @@ def make_lora_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adamw(schedule, weight_decay=cfg.weight_decay))
 
 
-def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig) -> LoraState:
+def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig, init: LoraParams | None = None) -> LoraState:
+    """Step 0 with fresh factors (PEFT init), or with `init` (a warm start from a trained LoRA)."""
     u_range(cfg.sigma_range, cfg.train.shift)  # refuse an empty range before anything runs
     key = jax.random.key(cfg.train.seed)
-    lora = init_lora(dit, cfg.lora, jax.random.fold_in(key, 1))
+    lora = init_lora(dit, cfg.lora, jax.random.fold_in(key, 1)) if init is None else init
     opt_state = make_lora_optimizer(cfg.train).init(lora)
     return LoraState(jnp.zeros((), jnp.int32), lora, opt_state, jax.random.key_data(key))
 
@@ -104,6 +105,28 @@ def diffsynth_tensors(lora: LoraParams, scale: float) -> dict[str, np.ndarray]:
     return tensors
 
 
+def read_lora(path: str | os.PathLike, dit: DiTConfig, lora: LoraConfig) -> LoraParams:
+    """The factors of a LoRA file written by `save_lora` (the inverse of `diffsynth_tensors`, B divided by
+    `lora.scale`), for a warm start; a file of another rank or without a target is a UsageError."""
+    from safetensors.numpy import load_file
+
+    tensors = load_file(os.fspath(path))
+    params = {}
+    for target in lora.targets:
+        down, up = [], []
+        for i in range(dit.num_layers):
+            a = tensors.get(f"blocks.{i}.{target}.lora_A.default.weight")
+            b = tensors.get(f"blocks.{i}.{target}.lora_B.default.weight")
+            if a is None or b is None:
+                raise UsageError(f"{path}: no LoRA for blocks.{i}.{target}; warm-start from a LoRA of this model")
+            if a.shape[0] != lora.rank:
+                raise UsageError(f"{path}: rank {a.shape[0]}, not {lora.rank}; pass --rank {a.shape[0]}")
+            down.append(a.T)
+            up.append(b.T / lora.scale)
+        params[target] = {"down": jnp.asarray(np.stack(down), F32), "up": jnp.asarray(np.stack(up), F32)}
+    return params
+
+
 def save_lora(path: str | os.PathLike, lora: LoraParams, scale: float, metadata: dict[str, str] | None = None) -> Path:
     """Write the LoRA as a DiffSynth-format .safetensors, atomically (temp file, then rename)."""
     from safetensors.numpy import save_file
@@ -132,10 +155,12 @@ def train_lora(
     time_budget_s: float | None = None,
     checkpoint_every: int = 500,
     log_every: int = 50,
+    init: str | os.PathLike | None = None,
 ) -> dict:
     """Train a LoRA on the toy world loaded from `base_weights` (its EMA) until `cfg.train.steps` or the
-    time budget; resumable from `out/state`. Writes `out/lora.safetensors` (DiffSynth naming), the log and
-    the summary. The frozen base is a constant of the compiled step (fine at toy size)."""
+    time budget; resumable from `out/state`; `init` warm-starts from a LoRA file. Writes
+    `out/lora.safetensors` (DiffSynth naming), the log and the summary. The frozen base is a constant of
+    the compiled step (fine at toy size)."""
     from cos_jax.train.checkpoint import load_weights
     from cos_jax.train.run import run_steps
     from cos_jax.wan.toy import init_toy
@@ -143,9 +168,10 @@ def train_lora(
     out = Path(out)
     model = load_weights(base_weights, "ema", init_toy(spec))
     graphdef, params = nnx.split(model, nnx.Param)
-    state = init_lora_state(spec.dit, cfg)
+    state = init_lora_state(spec.dit, cfg, None if init is None else read_lora(init, spec.dit, cfg.lora))
     info = {"rank": str(cfg.lora.rank), "scale": str(cfg.lora.scale), "sigma_range": json.dumps(cfg.sigma_range),
-            "targets": ",".join(cfg.lora.targets), "base": os.path.basename(os.fspath(base_weights))}  # fmt: skip
+            "targets": ",".join(cfg.lora.targets), "base": os.path.basename(os.fspath(base_weights)),
+            **({"init": os.path.basename(os.fspath(init))} if init is not None else {})}  # fmt: skip
 
     def save(state: LoraState) -> None:
         save_lora(out / "lora.safetensors", state.lora, cfg.lora.scale, {**info, "step": str(int(state.step))})

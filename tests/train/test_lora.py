@@ -17,7 +17,7 @@ from cos_jax.convert.convert import convert_checkpoint
 from cos_jax.convert.parity import PARITY_CASES, cos_forward
 from cos_jax.errors import UsageError
 from cos_jax.train.flow import TrainConfig
-from cos_jax.train.lora import LoraTrainConfig, init_lora_state, lora_train_step, save_lora, u_range
+from cos_jax.train.lora import LoraTrainConfig, init_lora_state, lora_train_step, read_lora, save_lora, u_range
 from cos_jax.wan.dit import init_dit
 from cos_jax.wan.lora import TARGETS, LoraConfig, init_lora
 from cos_jax.wan.toy import init_toy
@@ -111,6 +111,18 @@ def test_saved_lora_merged_by_convert_equals_the_in_memory_one(tmp_path):
     in_memory = cos_forward(cos_jax.load(tmp_path / "base").dit, inputs, lora=lora, lora_scale=scale)
     merged = cos_forward(cos_jax.load(tmp_path / "merged").dit, inputs)
     np.testing.assert_allclose(merged, in_memory, rtol=1e-5, atol=1e-5 * np.abs(merged).max())
+
+
+def test_a_saved_lora_reads_back_for_a_warm_start(tmp_path):
+    cfg, lora_cfg = CASE.config, LoraConfig(rank=4, alpha=2.0)
+    lora = _random_lora(cfg, seed=3)
+    save_lora(tmp_path / "lora.safetensors", lora, lora_cfg.scale)
+    back = read_lora(tmp_path / "lora.safetensors", cfg, lora_cfg)
+    for target, factors in lora.items():
+        for name in ("down", "up"):
+            np.testing.assert_allclose(back[target][name], factors[name], rtol=1e-6, atol=1e-7)
+    with pytest.raises(UsageError, match="rank 4, not 8; pass --rank 4"):
+        read_lora(tmp_path / "lora.safetensors", cfg, LoraConfig(rank=8))
 
 
 @pytest.mark.parametrize(

@@ -34,3 +34,14 @@ def test_toy_a14b_samples_with_the_paper_switch():
     config = toy_sampling(two_experts=True)
     assert config.boundary == 875 and config.switch_step() == 21
     assert toy_sampling().boundary is None
+
+
+def test_the_shipped_pair_loads_and_differs_from_the_toy():
+    base, spec = load_toy()
+    pair, _ = cos_jax.load("toy-a14b")
+    inputs = reference.random_inputs(spec.dit, 1, spec.latent_shape[:3], text_tokens=spec.dit.text_len, seed=5)
+    single = cos_forward(base.dit, inputs)
+    high, low = (cos_forward(e, inputs) for e in pair.dit)
+    for out in (high, low):
+        assert np.isfinite(out).all() and not np.allclose(out, single, atol=1e-4)
+    assert not np.allclose(high, low, atol=1e-4)
