@@ -121,13 +121,15 @@ def split_prompt_table(data: dict) -> tuple[dict, dict]:
     return {k: v for k, v in data.items() if k not in table}, table
 
 
-def draw_batch(cfg: TrainConfig, key_data: jax.Array, step: jax.Array, data: dict) -> tuple[dict, jax.Array]:
-    """The batch {video, prompt} of `step` (a key folded with the step: resumed runs draw the same batches)
-    and the key of its loss."""
+def draw_batch(
+    cfg: TrainConfig, key_data: jax.Array, step: jax.Array, data: dict, keys: tuple[str, ...] = ("video", "prompt")
+) -> tuple[dict, jax.Array]:
+    """The batch of `step` (the arrays `keys` of `data` at drawn rows; a key folded with the step, so
+    resumed runs draw the same batches) and the key of its loss."""
     key = jax.random.fold_in(jax.random.wrap_key_data(key_data), step)
     k_batch, k_loss = jax.random.split(key)
-    index = jax.random.randint(k_batch, (cfg.batch,), 0, data["video"].shape[0])
-    batch = {k: constrain(data[k][index], ("batch",) + (None,) * (data[k].ndim - 1)) for k in ("video", "prompt")}
+    index = jax.random.randint(k_batch, (cfg.batch,), 0, data[keys[0]].shape[0])
+    batch = {k: constrain(data[k][index], ("batch",) + (None,) * (data[k].ndim - 1)) for k in keys}
     return batch, k_loss
 
 

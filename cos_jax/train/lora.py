@@ -25,9 +25,9 @@ import optax
 from flax import nnx
 
 from cos_jax.errors import UsageError
-from cos_jax.train.flow import TrainConfig, draw_batch, flow_loss
+from cos_jax.train.flow import TrainConfig, draw_batch, flow_loss, velocity_loss
 from cos_jax.wan.config import DiTConfig
-from cos_jax.wan.lora import F32, LoraConfig, LoraParams, init_lora
+from cos_jax.wan.lora import F32, TARGETS, LoraConfig, LoraParams, init_lora
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +61,26 @@ class LoraState:
 jax.tree_util.register_dataclass(LoraState, data_fields=["step", "lora", "opt_state", "key"], meta_fields=[])
 
 
+def lora_shardings(dit: nnx.Module, lora: LoraParams, mesh) -> dict:
+    """NamedShardings of a LoRA's factors split like their kernels under the mesh rules: down [L, in, r]
+    over the kernel's input axis, up [L, r, out] over its output axis (FSDP splits `embed`, tensor
+    parallelism `heads`/`mlp`); the layer and rank axes are whole."""
+    from jax.sharding import NamedSharding
+
+    from cos_jax.parallel import logical_to_spec
+
+    blocks = nnx.state(dit.blocks, nnx.Param)
+    out = {}
+    for target, factors in lora.items():
+        node = blocks
+        for name in TARGETS[target]:
+            node = node[name]
+        _, axis_in, axis_out = node["kernel"].get_metadata()["out_sharding"]
+        axes = {"down": ("layers", axis_in, None), "up": ("layers", None, axis_out)}
+        out[target] = {k: NamedSharding(mesh, logical_to_spec(axes[k], v.shape, mesh)) for k, v in factors.items()}
+    return out
+
+
 def make_lora_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     """AdamW with linear warm-up and a constant rate after (DiffSynth's LoRA recipe), global-norm clipping."""
     schedule = optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup, 1))
@@ -76,6 +96,14 @@ def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig, init: LoraParams | Non
     return LoraState(jnp.zeros((), jnp.int32), lora, opt_state, jax.random.key_data(key))
 
 
+def _lora_update(cfg: LoraTrainConfig, state: LoraState, loss_of) -> tuple[LoraState, dict]:
+    """Differentiate `loss_of(lora)` in the factors only and apply one AdamW update."""
+    loss, grads = jax.value_and_grad(loss_of)(state.lora)
+    updates, opt_state = make_lora_optimizer(cfg.train).update(grads, state.opt_state, state.lora)
+    lora = optax.apply_updates(state.lora, updates)
+    return LoraState(state.step + 1, lora, opt_state, state.key), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+
 def lora_train_step(graphdef, params, spec, cfg: LoraTrainConfig, state: LoraState, data: dict, prompts: dict):
     """One optimizer step of the LoRA on a batch drawn from `data`; `graphdef`/`params` are the frozen
     toy model (`nnx.split(model, nnx.Param)`). Returns (state, metrics)."""
@@ -87,10 +115,22 @@ def lora_train_step(graphdef, params, spec, cfg: LoraTrainConfig, state: LoraSta
         return flow_loss(model, spec, cfg.train, batch, prompts, k_loss, u_range=bounds, lora=lora,
                          lora_scale=cfg.lora.scale)  # fmt: skip
 
-    loss, grads = jax.value_and_grad(loss_of)(state.lora)
-    updates, opt_state = make_lora_optimizer(cfg.train).update(grads, state.opt_state, state.lora)
-    lora = optax.apply_updates(state.lora, updates)
-    return LoraState(state.step + 1, lora, opt_state, state.key), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    return _lora_update(cfg, state, loss_of)
+
+
+def latent_lora_step(graphdef, params, cfg: LoraTrainConfig, state: LoraState, data: dict):
+    """One optimizer step of a LoRA on a frozen Wan DiT (`nnx.split(dit, nnx.Param)`) from latent samples
+    {x0, y, context} (`train.vbvr_data.encode_samples`), on the σ range of `cfg`. Returns (state, metrics)."""
+    batch, k_loss = draw_batch(cfg.train, state.key, state.step, data, keys=("x0", "y", "context"))
+    dit = nnx.merge(graphdef, params)
+    bounds = u_range(cfg.sigma_range, cfg.train.shift)
+    k_sigma, k_eps = jax.random.split(k_loss)
+
+    def loss_of(lora):
+        return velocity_loss(dit, cfg.train, batch["x0"], batch["y"], batch["context"], k_sigma, k_eps,
+                             u_range=bounds, lora=lora, lora_scale=cfg.lora.scale)  # fmt: skip
+
+    return _lora_update(cfg, state, loss_of)
 
 
 def diffsynth_tensors(lora: LoraParams, scale: float) -> dict[str, np.ndarray]:
