@@ -68,8 +68,9 @@ class Lora:
     def ranks(self) -> list[int]:
         return sorted({p.rank for p in self.pairs.values()})
 
-    def delta(self, target: str, layer: int | None) -> np.ndarray | None:
-        """scale · B @ A in float32, PyTorch orientation (out, in); None when the LoRA skips this weight."""
+    def factors(self, target: str, layer: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(down [in, r], up [r, out]) in float32, kernel orientation, with the file's alpha / rank and the
+        loader's scale folded in, so that down @ up is the kernel's delta; None when the LoRA skips it."""
         pair = self.pairs.get((target, layer))
         if pair is None:
             return None
@@ -77,7 +78,12 @@ class Lora:
         down = self.source.read(pair.down).astype(np.float32)
         if pair.alpha is not None:
             down = down * (float(self.source.read(pair.alpha).astype(np.float32).reshape(())) / pair.rank)
-        return np.float32(self.scale) * (up @ down)
+        return down.T, np.float32(self.scale) * up.T
+
+    def delta(self, target: str, layer: int | None) -> np.ndarray | None:
+        """scale · B @ A in float32, PyTorch orientation (out, in); None when the LoRA skips this weight."""
+        factors = self.factors(target, layer)
+        return None if factors is None else (factors[0] @ factors[1]).T
 
     def summary(self) -> dict:
         return {"file": os.path.basename(self.path), "scale": self.scale, "ranks": self.ranks, "pairs": len(self.pairs)}

@@ -27,7 +27,7 @@ from flax import nnx
 from cos_jax.errors import UsageError
 from cos_jax.train.flow import TrainConfig, draw_batch, flow_loss, velocity_loss
 from cos_jax.wan.config import DiTConfig
-from cos_jax.wan.lora import F32, TARGETS, LoraConfig, LoraParams, init_lora
+from cos_jax.wan.lora import F32, LoraConfig, LoraParams, init_lora, kernel_path, target_module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +72,7 @@ def lora_shardings(dit: nnx.Module, lora: LoraParams, mesh) -> dict:
     blocks = nnx.state(dit.blocks, nnx.Param)
     out = {}
     for target, factors in lora.items():
-        node = blocks
-        for name in TARGETS[target]:
-            node = node[name]
-        _, axis_in, axis_out = node["kernel"].get_metadata()["out_sharding"]
+        _, axis_in, axis_out = target_module(blocks, target)["kernel"].get_metadata()["out_sharding"]
         axes = {"down": ("layers", axis_in, None), "up": ("layers", None, axis_out)}
         out[target] = {k: NamedSharding(mesh, logical_to_spec(axes[k], v.shape, mesh)) for k, v in factors.items()}
     return out
@@ -146,24 +143,21 @@ def diffsynth_tensors(lora: LoraParams, scale: float) -> dict[str, np.ndarray]:
 
 
 def read_lora(path: str | os.PathLike, dit: DiTConfig, lora: LoraConfig) -> LoraParams:
-    """The factors of a LoRA file written by `save_lora` (the inverse of `diffsynth_tensors`, B divided by
-    `lora.scale`), for a warm start; a file of another rank or without a target is a UsageError."""
-    from safetensors.numpy import load_file
+    """The factors of a LoRA file for a warm start, parsed and checked as `cos-jax convert --lora` reads one
+    (`convert.lora.load_lora`: DiffSynth/PEFT/diffusers names, alpha), with B divided by `lora.scale`; a
+    file of another rank or without one of the targets is a UsageError."""
+    from cos_jax.convert.lora import load_lora
 
-    tensors = load_file(os.fspath(path))
+    parsed = load_lora(path, dit)
+    if parsed.ranks != [lora.rank]:
+        raise UsageError(f"{path}: rank {parsed.ranks[0]}, not {lora.rank}; pass --rank {parsed.ranks[0]}")
     params = {}
     for target in lora.targets:
-        down, up = [], []
-        for i in range(dit.num_layers):
-            a = tensors.get(f"blocks.{i}.{target}.lora_A.default.weight")
-            b = tensors.get(f"blocks.{i}.{target}.lora_B.default.weight")
-            if a is None or b is None:
-                raise UsageError(f"{path}: no LoRA for blocks.{i}.{target}; warm-start from a LoRA of this model")
-            if a.shape[0] != lora.rank:
-                raise UsageError(f"{path}: rank {a.shape[0]}, not {lora.rank}; pass --rank {a.shape[0]}")
-            down.append(a.T)
-            up.append(b.T / lora.scale)
-        params[target] = {"down": jnp.asarray(np.stack(down), F32), "up": jnp.asarray(np.stack(up), F32)}
+        layers = [parsed.factors(kernel_path(target), i) for i in range(dit.num_layers)]
+        if any(f is None for f in layers):
+            raise UsageError(f"{path}: no LoRA for every block's {target}; warm-start from a LoRA of this model")
+        params[target] = {"down": jnp.asarray(np.stack([d for d, _ in layers]), F32),
+                          "up": jnp.asarray(np.stack([u for _, u in layers]) / lora.scale, F32)}  # fmt: skip
     return params
 
 

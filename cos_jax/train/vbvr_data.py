@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from cos_jax.errors import UsageError
 from cos_jax.pipelines.components import Components
 from cos_jax.pipelines.wan import encode_prompts, i2v_condition
-from cos_jax.tasks.video_io import read_png, read_video
+from cos_jax.tasks.bench import read_first_frame, read_prompt
+from cos_jax.tasks.video_io import read_video
 from cos_jax.wan.codec import to_unit_range
 from cos_jax.wan.vae import vae_encode
 
@@ -54,7 +55,7 @@ def _clip(folder: Path, frames: int | None, stride: int, multiple: tuple[int, in
         raise UsageError(
             f"{folder}: video {h}x{w} is not a multiple of {multiple[0]}x{multiple[1]}; resize the samples"
         )
-    first = read_png(folder / "first_frame.png")
+    first = read_first_frame(folder)
     if first.shape != video.shape[1:]:
         raise UsageError(
             f"{folder}: first_frame.png is {first.shape[:2]}, the video {video.shape[1:3]}; they must match"
@@ -80,6 +81,6 @@ def encode_samples(
         video = to_unit_range(jnp.asarray(clip))[None]
         x0.append(np.asarray(vae_encode(components.vae, video))[0])
         y.append(np.asarray(i2v_condition(components, video[:, 0], clip.shape[0]))[0])
-        prompts.append((folder / "prompt.txt").read_text().strip())
+        prompts.append(read_prompt(folder))
     context = encode_prompts(components, prompts)
     return {"x0": np.stack(x0), "y": np.stack(y), "context": np.asarray(context, np.float32)}

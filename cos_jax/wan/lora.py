@@ -78,14 +78,26 @@ def init_lora(cfg: DiTConfig, lora: LoraConfig, key: jax.Array, dtype=F32) -> Lo
     return params
 
 
+def target_module(block_state, target: str):
+    """The state node of a target's linear (holding its `kernel`) in a block's state, or in the stacked
+    blocks' state (`nnx.state(dit.blocks)`)."""
+    node = block_state
+    for name in TARGETS[target]:
+        node = node[name]
+    return node
+
+
+def kernel_path(target: str) -> str:
+    """The target's kernel as `convert.lora.Lora` keys it: `blocks.<module path>.kernel`."""
+    return ".".join(("blocks", *TARGETS[target], "kernel"))
+
+
 def with_lora(block: nnx.Module, lora: LoraParams, scale: float) -> nnx.Module:
     """One layer's block with its LoRA added: kernel (float32) + scale · down @ up. `lora` holds this
     layer's slices ({target: {"down": [in, r], "up": [r, out]}})."""
     graphdef, state = nnx.split(block)
     for target, factors in lora.items():
-        node = state
-        for name in TARGETS[target]:
-            node = node[name]
+        node = target_module(state, target)
         kernel = node["kernel"]
         delta = jnp.dot(factors["down"].astype(F32), factors["up"].astype(F32), precision="highest")
         node["kernel"] = kernel.replace(kernel[...].astype(F32) + jnp.asarray(scale, F32) * delta)
