@@ -24,16 +24,6 @@ from cos_jax.wan.config import preset
 from cos_jax.wan.dit import init_dit
 
 
-def forward_flops(cfg, tokens: int, text_tokens: int, batch: int) -> float:
-    """2 FLOPs per multiply-accumulate; blocks + time/text embeddings + head (wan22.md §9)."""
-    d, f, lt = cfg.dim, cfg.ffn_dim, text_tokens
-    per_layer = (
-        12 * tokens * d * d + 4 * tokens * d * f + 4 * tokens * tokens * d + 4 * tokens * lt * d + 4 * lt * d * d
-    )
-    embed = 2 * tokens * cfg.in_dim * 4 * d + 2 * lt * (cfg.text_dim * d + d * d) + 2 * tokens * d * cfg.patch_features
-    return batch * (cfg.num_layers * per_layer + embed)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="t2v_a14b")
@@ -94,7 +84,7 @@ def main():
         "uses_cudnn_attention": uses_cudnn,
         "seconds_per_forward": round(sec, 4),
         "all_seconds": [round(s, 4) for s in times],
-        "tflops_per_s": round(forward_flops(cfg, tokens, cfg.text_len, args.batch) / sec / 1e12, 1),
+        "tflops_per_s": round(args.batch * cfg.forward_flops(tokens) / sec / 1e12, 1),
         "weights_gb": round(weights_gb, 2),
         "activation_temp_gb": round(mem.temp_size_in_bytes / 1e9, 2) if mem else None,
         "compile_s": round(compile_s, 1),

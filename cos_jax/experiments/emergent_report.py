@@ -42,6 +42,7 @@ def summarise(config: dict, info: dict, records: dict) -> dict:
             entry["memory_presence"] = _r(rec["presence"].mean(0))
             entry["memory_final"] = _r(bootstrap_ci(rec["memory"][:, -1]))
             entry["memory_first_step"] = _r(bootstrap_ci(rec["memory"][:, 0]))
+            entry["memory_change"] = _r(paired_bootstrap_ci(rec["memory"][:, -1], rec["memory"][:, 0]))
         if "self_correction_step" in rec:
             steps = rec["self_correction_step"]
             entry["self_correction"] = _r(bootstrap_ci((steps >= 0).astype(float)))
@@ -83,12 +84,14 @@ def report(results: dict, out: Path, records: dict) -> list:
         s |= {f"{t}: presence": (np.asarray(v["memory_presence"]), None, None) for t, v in mem.items()}
         f2 = curves(out / "memory.png", steps, s, "occluded objects back in x̂0 after the bar has passed",
                     "denoising step", "share / presence", ylim=(-0.02, 1.02))  # fmt: skip
-        rows = [[t, _fmt(v["memory_first_step"]), _fmt(v["memory_final"])] for t, v in mem.items()]
+        rows = [[t, v["n"], _fmt(v["memory_first_step"]), _fmt(v["memory_final"]), _fmt(v["memory_change"])]
+                for t, v in mem.items()]  # fmt: skip
         sections.append(Section(
             "Working memory (permanence)",
             ["Per step, the share of (object, frame-after-the-bar) cells where x̂0 shows the object's own colour "
-             "(soft presence ≥ 0.5 and above every other object colour), averaged over samples."],
-            tables=[Table(["task", "readable at step 0", "readable at the last step"], rows)],
+             "(soft presence ≥ 0.5 and above every other object colour), averaged over samples; the change is last "
+             "step − step 0 per sample (paired bootstrap 95 %)."],
+            tables=[Table(["task", "n", "readable at step 0", "readable at the last step", "last − step 0"], rows)],
             figures=[Figure(f2, caption="readable share and mean presence of the right colour per step")],
         ))  # fmt: skip
     sc = {t: v for t, v in tasks.items() if "self_correction" in v}

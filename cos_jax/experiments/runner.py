@@ -311,6 +311,7 @@ def dry_run(config: dict, model=None) -> dict:
     ctx = jnp.concatenate([jnp.broadcast_to(cond.context, (worlds, *cond.context.shape[1:])),
                            jnp.broadcast_to(cond.negative, (worlds, *cond.negative.shape[1:]))])  # fmt: skip
     forward = jax.jit(lambda m, x, c, y: m(x, jnp.full((x.shape[0],), 500.0), c, y, policy=config["policy"]))
+    step_flops = x.shape[0] * dit.config.forward_flops(dit.config.tokens(*x.shape[1:4]), ctx.shape[1])
     jax.block_until_ready(forward(dit, x, ctx, y))
     t0 = time.perf_counter()
     jax.block_until_ready(forward(dit, x, ctx, y))
@@ -318,4 +319,5 @@ def dry_run(config: dict, model=None) -> dict:
     estimate = step_s * config["steps"] * calls * len(points)
     return {"points": len(points), "samples": full, "worlds_per_call": worlds, "calls_per_point": calls,
             "memory_bytes": memory, "step_seconds": round(step_s, 4),
+            "step_gflop": round(step_flops / 1e9, 2), "gflop_per_s": round(step_flops / 1e9 / step_s, 1),
             "estimated_seconds": round(estimate, 1)}  # fmt: skip

@@ -21,13 +21,8 @@ from cos_jax.wan.toy import ToySpec, init_toy
 
 
 def train_flops_per_sample(spec: ToySpec) -> float:
-    """Forward + backward ≈ 3 × forward FLOPs of the DiT (2 per multiply-add; text encoder excluded)."""
-    cfg = spec.dit
-    f, h, w, _ = spec.latent_shape
-    tokens = f * (h // cfg.patch_size[1]) * (w // cfg.patch_size[2])
-    d, ff, lt = cfg.dim, cfg.ffn_dim, cfg.text_len
-    layer = 12 * tokens * d * d + 4 * tokens * d * ff + 4 * tokens * tokens * d + 4 * tokens * lt * d + 4 * lt * d * d
-    return 3.0 * cfg.num_layers * layer
+    """Forward + backward ≈ 3 × forward FLOPs of the DiT (text encoder excluded)."""
+    return 3.0 * spec.dit.forward_flops(spec.dit.tokens(*spec.latent_shape[:3]))
 
 
 def train(

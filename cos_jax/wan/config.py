@@ -51,6 +51,19 @@ class DiTConfig:
         pt, ph, pw = self.patch_size
         return pt * ph * pw * self.out_dim
 
+    def tokens(self, latent_frames: int, latent_height: int, latent_width: int) -> int:
+        """DiT tokens of one latent video: its (frame, row, column) grid divided by the patch."""
+        pt, ph, pw = self.patch_size
+        return (latent_frames // pt) * (latent_height // ph) * (latent_width // pw)
+
+    def forward_flops(self, tokens: int, text_tokens: int | None = None) -> float:
+        """FLOPs of one forward of one world (2 per multiply-add): blocks, time/text embeddings, head (wan22.md §9)."""
+        d, f, lt = self.dim, self.ffn_dim, self.text_len if text_tokens is None else text_tokens
+        per_layer = 12 * tokens * d * d + 4 * tokens * d * f + 4 * tokens * tokens * d + 4 * tokens * lt * d
+        per_layer += 4 * lt * d * d
+        embed = 2 * tokens * self.in_dim * 4 * d + 2 * lt * (self.text_dim * d + d * d)
+        return float(self.num_layers * per_layer + embed + 2 * tokens * d * self.patch_features)
+
     def replace(self, **changes) -> DiTConfig:
         return dataclasses.replace(self, **changes)
 

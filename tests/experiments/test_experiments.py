@@ -97,3 +97,17 @@ def test_blind_video_self_correction_and_frames_read():
     task = get_task("select_next")
     sample = task.generate_for_split("test", 0, 2, 32, 17)
     assert frames_read(task, [sample]) == [16]  # the scorer reads the last frame only
+
+
+def test_emergent_memory_change_is_paired_per_sample():
+    from cos_jax.experiments.emergent_report import summarise
+
+    first = np.array([1.0, 1.0, 0.5, 0.5])
+    last = first - np.array([0.5, 0.0, 0.5, 0.0])  # two samples lose half their cells, two keep them
+    memory = np.stack([first, np.full(4, 0.7), last], 1)
+    nan = np.full((4, 3), np.nan)
+    record = {"params": {"entry": "permanence"}, "static": nan, "moving": nan, "memory": memory, "presence": memory}
+    entry = summarise({"settle": 0.02}, {}, {"p": record})["tasks"]["permanence"]
+    assert entry["memory_change"][0] == pytest.approx(-0.25)
+    assert entry["memory_change"][1] <= -0.25 <= entry["memory_change"][2]
+    assert entry["n_both_regions"] == 0 and "static_settle" not in entry
