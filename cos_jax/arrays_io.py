@@ -5,12 +5,30 @@ allocation. Pickled arrays are refused."""
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from cos_jax.errors import UsageError
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call `write(tmp)` with a temporary path beside `path` (same suffix), then rename it to `path`: readers
+    see the old file or the whole new one, never half of it (the temporary file is removed on failure)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _declared_bytes(f) -> tuple[int, int]:

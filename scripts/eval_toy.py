@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.pipelines.toy import load_toy
 from cos_jax.tasks import ID_TASKS, OOD_TASKS, get_task, still_video
-from cos_jax.tasks.video_io import atomic_write
 from cos_jax.train.evaluate import (
     EVAL_DIFFICULTY,
     add_eval_arguments,

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
+from cos_jax.arrays_io import atomic_write
 from cos_jax.pipelines.toy import load_toy, load_toy_a14b
-from cos_jax.tasks.video_io import atomic_write
 from cos_jax.train.evaluate import add_eval_arguments, entry_label, held_out_samples, sample_label, score_samples
 
 ENTRIES = ["select_next", "tictactoe", "tictactoe_two", "maze@1", "maze", "maze_two@1", "maze_two",

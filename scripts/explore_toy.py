@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.pipelines.toy import decode_video, generate, load_toy, toy_sampling
 from cos_jax.tasks import get_task
 from cos_jax.tasks.exploration import explore
-from cos_jax.tasks.video_io import atomic_write
 from cos_jax.train.evaluate import held_out_samples, sample_label
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cos_jax.tasks.video_io import atomic_write
+from cos_jax.arrays_io import atomic_write
 from cos_jax.train.evaluate import evaluate, held_out_samples
 from cos_jax.train.flow import TrainConfig
 from cos_jax.train.run import plot_curves, train

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cos_jax.tasks.video_io import atomic_write
+from cos_jax.arrays_io import atomic_write
 from cos_jax.train.flow import TrainConfig
 from cos_jax.train.lora import LoraTrainConfig, train_lora
 from cos_jax.wan.lora import LoraConfig

@@ -10,13 +10,14 @@ import html
 import io
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cos_jax.arrays_io import atomic_write
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -69,18 +70,7 @@ class Section:
 
 
 def _atomic_write(path: str | Path, data: bytes) -> Path:
-    """Write bytes to path through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _cell(v: Any) -> str:

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.bench.generators import Generator, Request
 from cos_jax.tasks.base import prepare_frames
 from cos_jax.tasks.bench import BenchEntry, list_samples, read_first_frame, read_prompt, sample_shape, split_of
-from cos_jax.tasks.video_io import atomic_write, probe_video, write_mp4
+from cos_jax.tasks.video_io import probe_video, write_mp4
 
 RECORD_FORMAT = 1
 SEED_POLICY = "seed = (int.from_bytes(sha256('<task>/<sample>')[:4], 'big') + base_seed) mod 2**31"

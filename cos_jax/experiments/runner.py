@@ -16,8 +16,6 @@ every n-th grid point from the i-th (sequential points, e.g. a bisection, run on
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.experiments.base import Experiment, ExperimentError, Point
 
 FORMAT = 1
@@ -32,28 +31,23 @@ IDENTITY = "experiment.json"
 POINTS = "points"
 
 
+def _point_files(out: Path) -> list[Path]:
+    """The finished point records of an output folder (a killed write leaves only a hidden temporary)."""
+    return sorted(p for p in (out / POINTS).glob("*.npz") if not p.name.startswith("."))
+
+
 # ---- records ----------------------------------------------------------------------------------------
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, value: Any) -> None:
-    _atomic(path, lambda f: f.write((json.dumps(value, indent=1, sort_keys=True) + "\n").encode()))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=1, sort_keys=True) + "\n"))
 
 
 def save_record(path: Path, record: dict) -> None:
     """A point record: numpy arrays as npz entries, everything else as one JSON entry."""
     arrays = {k: v for k, v in record.items() if isinstance(v, np.ndarray)}
     rest = {k: v for k, v in record.items() if k not in arrays}
-    _atomic(path, lambda f: np.savez(f, record_json=np.asarray(json.dumps(rest, sort_keys=True)), **arrays))
+    atomic_write(path, lambda tmp: np.savez(tmp, record_json=np.asarray(json.dumps(rest, sort_keys=True)), **arrays))
 
 
 def load_record(path: Path) -> dict:
@@ -64,7 +58,7 @@ def load_record(path: Path) -> dict:
 
 
 def load_records(out: Path) -> dict[str, dict]:
-    return {p.stem: load_record(p) for p in sorted((out / POINTS).glob("*.npz"))}
+    return {p.stem: load_record(p) for p in _point_files(out)}
 
 
 # ---- the output folder ------------------------------------------------------------------------------
@@ -147,7 +141,7 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
     check_out(out, identity)
     write_json(out / IDENTITY, identity)
     if command:
-        _atomic(out / "command.txt", lambda f: f.write((command + "\n").encode()))
+        atomic_write(out / "command.txt", lambda tmp: Path(tmp).write_text(command + "\n"))
     info = {**identity, "command": command}
     index, count = shard
     points = exp.points(config, info)
@@ -262,10 +256,10 @@ def merge(out: str | Path, shards: list[str | Path]) -> dict:
     check_out(out, idents[0])
     write_json(out / IDENTITY, idents[0])
     for s in shards:
-        for p in sorted((Path(s) / POINTS).glob("*.npz")):
+        for p in _point_files(Path(s)):
             target = out / POINTS / p.name
             if Path(s).resolve() != out.resolve() and not target.exists():
-                _atomic(target, lambda f, p=p: f.write(p.read_bytes()))
+                atomic_write(target, lambda tmp, p=p: Path(tmp).write_bytes(p.read_bytes()))
     results = finish(out, idents[0])
     if results is None:
         missing = missing_points(idents[0], load_records(out))

@@ -40,7 +40,7 @@ def grid_frames(num_frames: int) -> list[int]:
 def write_grid(path: Path, videos: np.ndarray, steps, title: str) -> Path:
     """A labelled step × frame PNG of x̂0 videos [K, T, H, W, 3] (frames subsampled to fit)."""
     from cos_jax.analysis.figures import save_grid_figure, step_frame_grid
-    from cos_jax.tasks.video_io import atomic_write
+    from cos_jax.arrays_io import atomic_write
 
     frames = grid_frames(videos.shape[1])
     stride = max(1, math.ceil(videos.shape[2] / GRID_CELL))
@@ -71,10 +71,11 @@ def run(args) -> int:
 def _run(args) -> int:
     import jax.numpy as jnp
 
+    from cos_jax.arrays_io import atomic_write
     from cos_jax.pipelines import wan
     from cos_jax.pipelines.components import load_components
     from cos_jax.pipelines.images import read_image
-    from cos_jax.tasks.video_io import atomic_write, write_mp4
+    from cos_jax.tasks.video_io import write_mp4
 
     if not args.prompt:
         raise ValueError("--prompt is required with a pipeline folder")

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.tasks import TASKS, get_task
 from cos_jax.tasks.base import CATEGORIES, Sample
-from cos_jax.tasks.video_io import atomic_write, probe_video, read_png, read_video, write_gif, write_mp4, write_png
+from cos_jax.tasks.video_io import probe_video, read_png, read_video, write_gif, write_mp4, write_png
 
 SPLIT_DIRS = {"id": "In-Domain", "ood": "Out-of-Domain"}
 SPLIT_NAMES = {v: k for k, v in SPLIT_DIRS.items()}

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from cos_jax.arrays_io import atomic_write
+
 FPS = 16
 CRF = 10  # near-lossless: small palette scenes survive the round trip
 PIXEL_FORMAT = "yuv444p"  # full-resolution colour: 4:2:0 chroma blurs 1-px colour features at 32×32
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Write through a temp file in the destination folder and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _check(frames: np.ndarray) -> np.ndarray:

@@ -196,7 +196,7 @@ def train_lora(
     `out/lora.safetensors` (DiffSynth naming), the log and the summary. The frozen base is a constant of
     the compiled step (fine at toy size)."""
     from cos_jax.train.checkpoint import load_weights
-    from cos_jax.train.run import run_steps
+    from cos_jax.train.run import data_parallel, run_steps, train_flops_per_sample
     from cos_jax.wan.toy import init_toy
 
     out = Path(out)
@@ -211,5 +211,7 @@ def train_lora(
         save_lora(out / "lora.safetensors", state.lora, cfg.lora.scale, {**info, "step": str(int(state.step))})
 
     step = partial(lora_train_step, graphdef, params, spec, cfg)
-    return run_steps(step, state, data, out, spec=spec, cfg=cfg.train, save=save, time_budget_s=time_budget_s,
-                     checkpoint_every=checkpoint_every, log_every=log_every)  # fmt: skip
+    mesh, state, inputs = data_parallel(state, data)
+    return run_steps(step, state, inputs, out, mesh=mesh, flops_per_sample=train_flops_per_sample(spec),
+                     cfg=cfg.train, save=save, time_budget_s=time_budget_s, checkpoint_every=checkpoint_every,
+                     log_every=log_every)  # fmt: skip

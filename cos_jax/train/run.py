@@ -54,18 +54,30 @@ def train(
                       "train": repr(cfg)})  # fmt: skip
 
     evaluate = None if evaluate_fn is None else lambda state: evaluate_fn(nnx.merge(graphdef, state.ema))
-    return run_steps(partial(train_step, graphdef, spec, cfg), state, data, out, spec=spec, cfg=cfg, save=save,
-                     evaluate=evaluate, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                     time_budget_s=time_budget_s, log_every=log_every)  # fmt: skip
+    mesh, state, inputs = data_parallel(state, data)
+    return run_steps(partial(train_step, graphdef, spec, cfg), state, inputs, out, mesh=mesh,
+                     flops_per_sample=train_flops_per_sample(spec), cfg=cfg, save=save, evaluate=evaluate,
+                     eval_every=eval_every, checkpoint_every=checkpoint_every, time_budget_s=time_budget_s,
+                     log_every=log_every)  # fmt: skip
+
+
+def data_parallel(state, data: dict[str, np.ndarray]):
+    """(mesh, state, (samples, prompt table)) for the toy trainers: every device on `data`, the state and a
+    task_arrays dict replicated (committed like the step's outputs: one compilation)."""
+    mesh = make_mesh(f"data={jax.device_count()}")
+    replicated = NamedSharding(mesh, PartitionSpec())
+    samples, prompts = split_prompt_table({k: np.asarray(v) for k, v in data.items() if k != "task"})
+    return mesh, jax.device_put(state, replicated), jax.device_put((samples, prompts), replicated)
 
 
 def run_steps(
     step,
     state,
-    data: dict[str, np.ndarray],
+    inputs: tuple,
     out: str | Path,
     *,
-    spec: ToySpec,
+    mesh,
+    flops_per_sample: float,
     cfg: TrainConfig,
     save,
     evaluate=None,
@@ -74,28 +86,24 @@ def run_steps(
     time_budget_s: float | None = None,
     log_every: int = 50,
 ) -> dict:
-    """The data-parallel loop shared by full and LoRA training: `step(state, data, prompts) -> (state,
-    metrics)` until `cfg.steps` or the time budget, resuming from `out/state`; logs to `out/log.jsonl`,
-    checkpoints the state and calls `save(state)` (the weights people use) every `checkpoint_every` steps
-    and at the end; writes and returns `out/summary.json`'s throughput summary."""
+    """The loop shared by the trainers: `step(state, *inputs) -> (state, metrics)` under `mesh` until
+    `cfg.steps` or the time budget, resuming from `out/state` (restored where `state` is placed); logs to
+    `out/log.jsonl`, checkpoints the state and calls `save(state)` (the weights people use) every
+    `checkpoint_every` steps and at the end; writes and returns `out/summary.json`'s throughput summary
+    (`flops_per_sample`: forward + backward model FLOPs of one sample)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    mesh = make_mesh(f"data={jax.device_count()}")
     state_dir = out / "state"
     if state_dir.exists():
         state = restore_state(state_dir, state)
         print(f"resumed from {state_dir} at step {int(state.step)}")
-    replicated = NamedSharding(mesh, PartitionSpec())
-    state = jax.device_put(state, replicated)  # committed like the step's outputs: one compilation
-    samples, prompts = split_prompt_table({k: np.asarray(v) for k, v in data.items() if k != "task"})
-    device_data, prompts = jax.device_put((samples, prompts), replicated)
     step_fn = jax.jit(step, donate_argnums=0)
     start_step, started = int(state.step), time.perf_counter()
     timed_from, timed_steps = None, 0
     bar = tqdm(total=cfg.steps, initial=start_step, desc="training", unit="step")
     with jax.set_mesh(mesh), (out / "log.jsonl").open("a") as log:
         while int(state.step) < cfg.steps:
-            state, metrics = step_fn(state, device_data, prompts)
+            state, metrics = step_fn(state, *inputs)
             step_index = int(state.step)
             bar.update(1)
             if step_index == start_step + 5:  # time after compilation and warm-up
@@ -127,7 +135,7 @@ def run_steps(
         "device": jax.devices()[0].device_kind,
         "devices": jax.device_count(),
         "samples_per_s": round(samples_per_s, 1),
-        "train_tflops_per_s": round(samples_per_s * train_flops_per_sample(spec) / 1e12, 2),
+        "train_tflops_per_s": round(samples_per_s * flops_per_sample / 1e12, 2),
         "wall_s": round(time.perf_counter() - started, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
