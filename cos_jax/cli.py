@@ -10,6 +10,7 @@ from cos_jax.convert import cli as convert_cli
 from cos_jax.experiments import cli as experiment_cli
 from cos_jax.sampling import cli as sampling_cli
 from cos_jax.tasks import cli as tasks_cli
+from cos_jax.train import cli as train_cli
 
 
 def _selfcheck(args) -> int:
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     convert_cli.add_commands(sub)
     bench_cli.add_commands(sub)
     experiment_cli.add_commands(sub)
+    train_cli.add_commands(sub)
     demo = sub.add_parser("demo", help="the shipped toy world on held-out puzzles: videos, x̂0 grids, scores")
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--per-task", type=int, default=2)

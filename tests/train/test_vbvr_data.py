@@ -1,6 +1,7 @@
 """VBVR-format sample folders → the latent training set through a pipeline's VAE and umT5 → LoRA steps
 on an expert; a sample folder missing prompt.txt gets one clear line."""
 
+import json
 from functools import partial
 
 import jax
@@ -111,3 +112,59 @@ def test_the_lora_step_runs_fsdp_sharded_like_on_one_device(components, tmp_path
     for a, b in zip(jax.tree.leaves(sharded[1]), jax.tree.leaves(single[1]), strict=True):
         diff = np.abs(np.asarray(a) - np.asarray(b))
         assert diff.mean() < 0.01 * cfg.train.lr and diff.max() < 0.2 * cfg.train.lr
+
+
+def test_train_lora_command_trains_resumes_and_writes_a_lora_convert_reads(tmp_path, capsys):
+    """`cos-jax train-lora` end to end on a tiny I2V-A14B folder, FSDP over the 8 CPU devices: 3 steps, then a
+    rerun to 6 resumes (and reuses the latent cache) and ends where 6 uninterrupted steps end; the LoRA file
+    is read by convert's parser with the low expert's σ range in its metadata."""
+    pytest.importorskip("diffusers")
+    from safetensors import safe_open
+
+    from cos_jax.cli import main
+    from cos_jax.convert.lora import load_lora
+    from cos_jax.pipelines.wan_reference import build_tiny_pipeline
+
+    folder = tmp_path / "i2v-a14b"
+    build_tiny_pipeline(folder, "i2v-a14b")
+    _samples(tmp_path / "data")
+
+    def train(out, steps):
+        args = ["train-lora", str(folder), str(tmp_path / "data"), "--out", str(out), "--expert", "low", "--rank",
+                "4", "--batch", "8", "--lr", "1e-2", "--warmup", "1", "--policy", "fp32", "--param-dtype", "fp32",
+                "--remat", "none", "--log-every", "1", "--checkpoint-every", "3", "--steps", str(steps)]  # fmt: skip
+        assert main(args) == 0
+        return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+    train(tmp_path / "a", 3)
+    cache = (tmp_path / "a" / "latents.npz").stat().st_mtime_ns
+    resumed = train(tmp_path / "a", 6)
+    assert "resumed from" in capsys.readouterr().out and (tmp_path / "a" / "latents.npz").stat().st_mtime_ns == cache
+    straight = train(tmp_path / "b", 6)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([r["loss"] for r in resumed], [r["loss"] for r in straight], rtol=1e-5)
+    lora = load_lora(tmp_path / "a" / "lora.safetensors", load_components(folder).dit_config)
+    assert lora.ranks == [4]
+    with safe_open(tmp_path / "a" / "lora.safetensors", "np") as f:
+        meta = f.metadata()
+    assert meta["expert"] == "low" and meta["step"] == "6" and json.loads(meta["sigma_range"])[0] == 0.0
+
+
+def test_train_lora_command_refuses_bad_inputs_in_one_line(tmp_path, capsys):
+    pytest.importorskip("diffusers")
+    from cos_jax.cli import main
+    from cos_jax.pipelines.wan_reference import build_tiny_pipeline
+
+    folder = tmp_path / "i2v-a14b"
+    build_tiny_pipeline(folder, "i2v-a14b")
+    _samples(tmp_path / "data", n=1)
+    base = ["train-lora", str(folder), str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--steps", "1"]
+    assert main([*base, "--expert", "single"]) == 2
+    assert "has expert(s) high, low, not 'single'" in capsys.readouterr().err
+    assert main([*base, "--expert", "high", "--rank", "0"]) == 2
+    assert "LoRA rank 0" in capsys.readouterr().err
+    assert main([*base, "--expert", "high", "--sigma", "0.9"]) == 2
+    assert "--sigma '0.9': give LO,HI" in capsys.readouterr().err
+    assert main([*base, "--expert", "high", "--sigma", "0.9,0.5"]) == 2
+    assert "σ range [0.9, 0.5] is empty" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "latents.npz").exists()  # refused before encoding anything
