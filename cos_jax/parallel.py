@@ -20,10 +20,10 @@ MESH_AXES = ("data", "fsdp", "context", "tensor")
 LOGICAL_RULES: dict[str, tuple[str, ...]] = {
     # parameters
     "layers": (),
-    "embed": ("fsdp",),
+    "embed": ("fsdp", "context"),  # a context-parallel group also shares the weights (FSDP over both axes)
     "heads": ("tensor",),
     "mlp": ("tensor",),
-    "text_embed": ("fsdp",),
+    "text_embed": ("fsdp", "context"),
     "vocab": (),
     "freq": (),
     "modulation": (),

@@ -14,6 +14,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 Backend = Literal["auto", "cudnn", "xla", "chunked"]
@@ -50,6 +51,36 @@ def attention(
     if chosen == "xla":
         return jax.nn.dot_product_attention(q, k, v, implementation="xla")
     return _chunked_attention(q, k, v, QUERY_CHUNK)
+
+
+def context_parallel_attention(
+    q: Float[Array, "B L N D"],
+    k: Float[Array, "B L N D"],
+    v: Float[Array, "B L N D"],
+    backend: Backend = "auto",
+) -> Float[Array, "B L N D"]:
+    """Self-attention over a sequence split on the mesh's `context` axis (DeepSpeed-Ulysses): inside
+    `shard_map`, an all-to-all trades the sequence split for a head split, each device attends over the whole
+    sequence with its share of heads (any backend, cuDNN included), and a second all-to-all trades back.
+    Falls back to `attention` (XLA's own partitioning) without a context axis, or when the sequence or the
+    heads per device do not divide over it."""
+    from cos_jax.parallel import logical_to_spec
+
+    mesh = jax.sharding.get_abstract_mesh()
+    parts = 1 if mesh.empty else mesh.shape.get("context", 1)
+    spec = None if parts == 1 else logical_to_spec(("batch", "length", "act_heads", None), q.shape, mesh)
+    if spec is None or spec[1] != "context" or k.shape[1] != q.shape[1]:
+        return attention(q, k, v, backend)
+    head_parts = 1 if spec[2] is None else int(np.prod([mesh.shape[a] for a in np.atleast_1d(spec[2])]))
+    if (q.shape[2] // head_parts) % parts:
+        return attention(q, k, v, backend)
+
+    def local(q, k, v):
+        to_heads = lambda t: jax.lax.all_to_all(t, "context", split_axis=2, concat_axis=1, tiled=True)
+        out = attention(to_heads(q), to_heads(k), to_heads(v), backend)
+        return jax.lax.all_to_all(out, "context", split_axis=1, concat_axis=2, tiled=True)
+
+    return jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec), out_specs=spec)(q, k, v)
 
 
 def _chunked_attention(q, k, v, chunk: int):
