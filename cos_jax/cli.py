@@ -63,6 +63,11 @@ def _presets(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cos-jax", description=__doc__)
+    group = parser.add_argument_group("multi-process runs (jax.distributed; also from JAX_COORDINATOR_ADDRESS, "
+                                      "JAX_NUM_PROCESSES, JAX_PROCESS_ID)")  # fmt: skip
+    group.add_argument("--coordinator", help="HOST:PORT of process 0, or 'auto' (SLURM, Open MPI, TPU pods)")
+    group.add_argument("--num-processes", type=int, help="processes in the run")
+    group.add_argument("--process-id", type=int, help="this process's index, 0 … N−1")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("selfcheck", help="parity table against diffusers + full-size parameter counts").set_defaults(
         func=_selfcheck
@@ -84,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        from cos_jax.parallel import initialize_distributed
+
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
         return args.func(args)
     except Exception as err:
         if not is_user_error(err):

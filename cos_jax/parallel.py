@@ -14,6 +14,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from cos_jax.errors import UsageError
+
 MESH_AXES = ("data", "fsdp", "context", "tensor")
 
 # logical axis -> mesh axes it may be split over (in order). Parameters and activations share the table.
@@ -104,7 +106,81 @@ def param_shardings(model: nnx.Module, mesh: Mesh):
 
 
 def shard_model(model: nnx.Module, mesh: Mesh) -> nnx.Module:
-    """Place the model's parameters on the mesh according to the rules."""
+    """Place the model's parameters on the mesh according to the rules (across processes under
+    `jax.distributed`, where every process holds the same weights)."""
     graphdef, state = nnx.split(model)
     shardings = param_shardings(model, mesh)
-    return nnx.merge(graphdef, jax.device_put(state, shardings))
+    placed = [getattr(v.get_value(), "sharding", None) for v in jax.tree.leaves(state, is_leaf=_is_variable)]
+    if placed == jax.tree.leaves(shardings):
+        return model  # already there (e.g. a session's experts, placed once)
+    if jax.process_count() == 1:
+        return nnx.merge(graphdef, jax.device_put(state, shardings))
+    place = lambda v, sh: v.replace(global_array(v.get_value(), sh))
+    return nnx.merge(graphdef, jax.tree.map(place, state, shardings, is_leaf=_is_variable))
+
+
+def _is_variable(x) -> bool:
+    return isinstance(x, nnx.Variable)
+
+
+DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None, environ=None) -> bool:  # fmt: skip
+    """Join a multi-process run (`jax.distributed.initialize`) when asked: by the arguments, or by the
+    environment (`JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`; `coordinator="auto"`
+    lets JAX detect SLURM, Open MPI or a TPU pod). CPU processes talk through gloo. Returns whether it joined."""
+    import os
+
+    env = os.environ if environ is None else environ
+    coordinator = coordinator or env.get("JAX_COORDINATOR_ADDRESS")
+    if coordinator is None:
+        return False
+    num_processes = num_processes if num_processes is not None else _int_env(env, "JAX_NUM_PROCESSES")
+    process_id = process_id if process_id is not None else _int_env(env, "JAX_PROCESS_ID")
+    if coordinator != "auto" and (num_processes is None or process_id is None):
+        raise UsageError(f"coordinator {coordinator} needs the number of processes and this process's id "
+                         "(--num-processes N --process-id I, or JAX_NUM_PROCESSES / JAX_PROCESS_ID)")  # fmt: skip
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes only; GPUs keep NCCL
+    if coordinator == "auto":
+        jax.distributed.initialize()
+    else:
+        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+    return True
+
+
+def _int_env(env, name: str) -> int | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise UsageError(f"{name}={value!r}: expected a non-negative integer")
+    return int(value)
+
+
+def global_array(x, sharding: NamedSharding) -> jax.Array:
+    """A host value every process holds in full → one array placed by `sharding` (across processes)."""
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def shard_world_call(fn, mesh: Mesh, experts, conditions, noise, plan, key, keep):
+    """Run `fn(experts, conditions, noise, plan, key, keep)` (a sampling call) over `mesh`: the experts
+    placed by the rules, the per-world leading axis of the conditions and the noise over the batch axes,
+    the rest replicated; returns the outputs as host arrays (gathered from every process)."""
+    from jax.experimental import multihost_utils
+
+    worlds = noise.shape[0]
+
+    def place(x, per_world: bool = True):
+        if not hasattr(x, "shape") or jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return x
+        axes = ("batch",) if per_world and x.ndim and x.shape[0] == worlds else (None,)
+        return global_array(x, NamedSharding(mesh, logical_to_spec(axes + (None,) * (x.ndim - 1), x.shape, mesh)))
+
+    replicate = lambda tree: jax.tree.map(lambda x: place(x, per_world=False), tree)
+    with jax.set_mesh(mesh):
+        experts = tuple(shard_model(e, mesh) for e in experts)
+        out = fn(experts, jax.tree.map(place, conditions), place(noise), replicate(plan), key, replicate(keep))
+    return jax.tree.map(lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), out)

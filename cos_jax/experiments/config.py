@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cos_jax.experiments.base import ExperimentError
 
 # Keys every experiment takes, with their defaults. Experiments add their own.
@@ -33,6 +35,7 @@ COMMON: dict[str, Any] = {
     "boundary": 875.0,  # two-expert models: the high-noise expert runs while t >= boundary
     "policy": "fp32",
     "batch": 64,  # worlds per sampling call (the last call is padded, so every call has one shape)
+    "mesh": "",  # devices of each call (all processes'), e.g. "data=8" or "data=2,context=4"; "" = one device
 }
 
 
@@ -121,6 +124,23 @@ def check_common(config: dict) -> None:
         raise ExperimentError(f"policy = {config['policy']!r}; choose 'fp32' or 'bf16'")
     if config["split"] not in ("train", "test"):
         raise ExperimentError(f"split = {config['split']!r}; choose 'test' (held out) or 'train'")
+    if config["mesh"]:
+        check_mesh(config["mesh"])
+
+
+def check_mesh(spec: str) -> None:
+    """A mesh spec that parses and uses every device there is (all processes'), else one clear line."""
+    import jax
+
+    from cos_jax.parallel import parse_mesh_spec
+
+    try:
+        sizes = parse_mesh_spec(spec)
+    except ValueError as err:
+        raise ExperimentError(f"mesh = {spec!r}: {err}") from None
+    if int(np.prod(list(sizes.values()))) != jax.device_count():
+        raise ExperimentError(f"mesh = {spec!r} needs {int(np.prod(list(sizes.values())))} devices; there are "
+                              f"{jax.device_count()} (e.g. mesh = \"data={jax.device_count()}\")")  # fmt: skip
 
 
 def command_line(path: str | Path) -> str | None:

@@ -15,6 +15,7 @@ every n-th grid point from the i-th (sequential points, e.g. a bisection, run on
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -43,14 +44,26 @@ def write_json(path: Path, value: Any) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=1, sort_keys=True) + "\n"))
 
 
-def save_record(path: Path, record: dict) -> None:
-    """A point record: numpy arrays as npz entries, everything else as one JSON entry."""
+def _write_record(target, record: dict) -> None:
     arrays = {k: v for k, v in record.items() if isinstance(v, np.ndarray)}
     rest = {k: v for k, v in record.items() if k not in arrays}
-    atomic_write(path, lambda tmp: np.savez(tmp, record_json=np.asarray(json.dumps(rest, sort_keys=True)), **arrays))
+    np.savez(target, record_json=np.asarray(json.dumps(rest, sort_keys=True)), **arrays)
 
 
-def load_record(path: Path) -> dict:
+def save_record(path: Path, record: dict) -> None:
+    """A point record: numpy arrays as npz entries, everything else as one JSON entry."""
+    atomic_write(path, lambda tmp: _write_record(tmp, record))
+
+
+def as_saved(record: dict) -> dict:
+    """The record as it reads back from its file, without a file (processes other than the writer)."""
+    buffer = io.BytesIO()
+    _write_record(buffer, record)
+    buffer.seek(0)
+    return load_record(buffer)
+
+
+def load_record(path) -> dict:
     with np.load(path, allow_pickle=False) as data:
         record = json.loads(str(data["record_json"]))
         record.update({k: data[k] for k in data.files if k != "record_json"})
@@ -132,16 +145,21 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
 
     Returns the results, or None when other shards' points are still missing.
     """
+    import jax
+
     from cos_jax.experiments.session import build_session
 
     out = Path(out)
     exp, model = _prepare(config, model)
     session = build_session(config, model, exp)
     identity = identity_of(config, model.describe(), session_info(session))
-    check_out(out, identity)
-    write_json(out / IDENTITY, identity)
-    if command:
-        atomic_write(out / "command.txt", lambda tmp: Path(tmp).write_text(command + "\n"))
+    writer = jax.process_index() == 0  # under jax.distributed every process runs every call; one writes
+    if writer:
+        check_out(out, identity)
+        write_json(out / IDENTITY, identity)
+        if command:
+            atomic_write(out / "command.txt", lambda tmp: Path(tmp).write_text(command + "\n"))
+    _sync_processes("experiment folder ready")
     info = {**identity, "command": command}
     index, count = shard
     points = exp.points(config, info)
@@ -154,7 +172,7 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
     bar = tqdm(total=len(todo), desc="sweep points", unit="point", disable=not progress)
     try:
         for point in todo:
-            records[point.id] = _run_point(exp, session, point, out)
+            records[point.id] = _run_point(exp, session, point, out, writer)
             bar.update(1)
         while index == 0:  # sequential follow-ups (bisection) see this folder's records
             follow = [p for p in exp.next_points(config, records) if p.id not in records]
@@ -162,11 +180,23 @@ def run(config: dict, out: str | Path, *, shard: tuple[int, int] = (0, 1), comma
                 break
             bar.total += len(follow)
             for point in follow:
-                records[point.id] = _run_point(exp, session, point, out)
+                records[point.id] = _run_point(exp, session, point, out, writer)
                 bar.update(1)
     finally:
         bar.close()
-    return finish(out, info, records)
+    results = finish(out, info, records) if writer else None
+    _sync_processes("experiment finished")
+    return results
+
+
+def _sync_processes(name: str) -> None:
+    """A barrier across the processes of a `jax.distributed` run (nothing with one process)."""
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def _prepare(config: dict, model=None):
@@ -180,11 +210,14 @@ def _prepare(config: dict, model=None):
     return exp, model
 
 
-def _run_point(exp, session, point: Point, out: Path) -> dict:
-    """Run one point and save its record (returned as it reads back: arrays stay arrays)."""
+def _run_point(exp, session, point: Point, out: Path, writer: bool = True) -> dict:
+    """Run one point and save its record (returned as it reads back: arrays stay arrays); a process that
+    is not the writer keeps it in memory only."""
     t0 = time.perf_counter()
     record = exp.run_point(session, point)
     record = {"point": point.id, "params": point.params, **record, "seconds": round(time.perf_counter() - t0, 3)}
+    if not writer:
+        return as_saved(record)
     save_record(out / POINTS / f"{point.id}.npz", record)
     return load_record(out / POINTS / f"{point.id}.npz")
 

@@ -10,6 +10,7 @@ of resumes and shards.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -29,6 +30,23 @@ class Session:
     cond: Conditions
     sampling: SamplingConfig
     ids: list[dict] = dataclasses.field(default_factory=list)  # per sample: split index and role
+
+    @functools.cached_property
+    def device_mesh(self):
+        """The mesh of the config's `mesh` (None: one device)."""
+        from cos_jax.parallel import make_mesh
+
+        return make_mesh(self.config["mesh"]) if self.config.get("mesh") else None
+
+    @functools.cached_property
+    def dit(self):
+        """The model's DiT (or expert pair), placed on the mesh once when the config names one."""
+        from cos_jax.parallel import shard_model
+
+        dit, mesh = self.model.dit, self.device_mesh
+        if mesh is None:
+            return dit
+        return tuple(shard_model(e, mesh) for e in dit) if isinstance(dit, tuple | list) else shard_model(dit, mesh)
 
     @property
     def num_samples(self) -> int:
@@ -82,9 +100,10 @@ class Session:
         import jax.numpy as jnp
 
         worlds = np.asarray(worlds)
-        traj = sample(self.model.dit, take_worlds(self.cond, worlds, self.num_samples), self.sampling,
+        traj = sample(self.dit, take_worlds(self.cond, worlds, self.num_samples), self.sampling,
                       noise=jnp.asarray(self.noise(np.asarray(noise_index))), plan=plan, plan_seed=plan_seed,
-                      keep_steps=list(keep_steps), keep_latents=keep_latents, policy=self.config["policy"])  # fmt: skip
+                      keep_steps=list(keep_steps), keep_latents=keep_latents, policy=self.config["policy"],
+                      mesh=self.device_mesh)  # fmt: skip
         self.check_finite(traj.latent, worlds, f"plan seed {plan_seed}")
         return traj
 

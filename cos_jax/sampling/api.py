@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from cos_jax.parallel import shard_world_call
 from cos_jax.probes.plan import Plan
 from cos_jax.sampling.loop import Conditions, keep_x0, run_trajectory
 from cos_jax.sampling.schedules import SamplingConfig, sampling_preset
@@ -56,6 +57,7 @@ def sample(
     policy: str = "fp32",
     attention_backend: str = "auto",
     progress: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> Trajectory:
     """Run one trajectory per seed (the "worlds") through one jitted scan and return a `Trajectory`.
 
@@ -65,6 +67,9 @@ def sample(
     the noise a plan injects. `keep_steps` selects the steps whose x̂0 is returned (default: all).
     `x0_dtype` / `x0_stride` cast and spatially subsample the kept x̂0; `keep_latents` also keeps the
     latent x_s the DiT saw at those steps (after the plan's noise). `progress` shows a progress bar.
+    `mesh` spreads the call over devices (all processes' under `jax.distributed`): worlds over the batch
+    axes, the sequence over `context`, the experts' weights by the mesh rules (`parallel.shard_world_call`);
+    every process passes the same arguments and gets the whole trajectory back.
     """
     config = sampling_preset(config) if isinstance(config, str) else config
     experts = tuple(model) if isinstance(model, tuple | list) else (model,)
@@ -81,9 +86,10 @@ def sample(
     plan = plan or Plan()
     _progress["bar"] = tqdm(total=config.steps, desc="denoising", unit="step") if progress else None
     try:
-        out = _run_jitted(experts, conditions, noise, plan, jax.random.key(plan_seed), keep, config=config,
-                          policy=policy, attention_backend=attention_backend,
-                          on_step=_tick if progress else None)  # fmt: skip
+        run = partial(_run_jitted, config=config, policy=policy, attention_backend=attention_backend,
+                      on_step=_tick if progress else None)  # fmt: skip
+        args = (experts, conditions, noise, plan, jax.random.key(plan_seed), keep)
+        out = run(*args) if mesh is None else shard_world_call(run, mesh, *args)
         jax.block_until_ready(out)
     finally:
         if _progress["bar"] is not None:

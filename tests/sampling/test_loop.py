@@ -207,3 +207,19 @@ def test_bad_plan_inputs():
         noise_plan(STEPS, 3, 1, mode="scramble")
     with pytest.raises(ValueError, match="inject source must be"):
         inject_plan(jnp.zeros((2, 2, 1, 18, 32)), STEPS, 3, at=[(0, 0)])
+
+
+def test_a_mesh_spreads_the_call_and_keeps_the_trajectory(experts, cond):
+    """Two experts, 4 worlds over data=4, the sequence over context=2 (all-to-all attention), captures kept:
+    the trajectory of one device."""
+    import jax
+
+    from cos_jax.parallel import make_mesh
+
+    if len(jax.devices()) < 8:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
+    plan = Plan(capture=capture_plan(CONFIG.steps, CFG.num_layers, [0, 2], [1], "full"))
+    a = sample(experts, cond, CONFIG, LATENT, seeds=[0, 1, 2, 3], plan=plan)
+    b = sample(experts, cond, CONFIG, LATENT, seeds=[0, 1, 2, 3], plan=plan, mesh=make_mesh("data=4,context=2"))
+    for x, y in ((a.latent, b.latent), (a.x0, b.x0), (a.captures, b.captures)):
+        assert np.abs(y - x).max() <= 1e-5 * np.abs(x).max()
