@@ -41,3 +41,20 @@ def test_bad_backend_and_dtype_errors():
         attn.attention(q, k, v, "flash")
     with pytest.raises(ValueError, match="bf16/fp16"):
         attn.attention(q, k, v, "cudnn")
+
+
+@pytest.mark.parametrize("lq, lk, d", [(200, 200, 64), (300, 72, 128)])  # self (padded) and cross attention
+def test_splash_in_interpret_mode_equals_xla(lq, lk, d, monkeypatch):
+    """The TPU splash kernel run by Pallas' interpreter on CPU: padding to its block (kept apart by segment
+    ids) and the 1/sqrt(D) scale give XLA's attention."""
+    monkeypatch.setattr(attn, "SPLASH_BLOCK", 128)  # several blocks at a test's size
+    keys = jax.random.split(jax.random.key(1), 3)
+    q = jax.random.normal(keys[0], (2, lq, 2, d))
+    k, v = (jax.random.normal(key, (2, lk, 2, d)) for key in keys[1:])
+    np.testing.assert_allclose(np.asarray(attn.attention(q, k, v, "splash")),
+                               np.asarray(attn.attention(q, k, v, "xla")), atol=2e-6, rtol=2e-5)  # fmt: skip
+
+
+def test_auto_picks_splash_on_tpu(monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+    assert attn.resolve_backend("auto", jnp.bfloat16, 32760, 32760) == "splash"

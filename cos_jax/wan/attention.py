@@ -4,8 +4,11 @@ Backends:
 - `cudnn`: `jax.nn.dot_product_attention(implementation="cudnn")`, a fused flash kernel (NVIDIA, bf16/fp16);
 - `xla`: plain XLA attention, materialises the [B, N, Lq, Lk] logits (small shapes, exact fp32 parity);
 - `chunked`: XLA attention over query chunks with `lax.map`, so the logits never exceed
-  [B, N, chunk, Lk] (large shapes where no fused kernel applies, e.g. CPU).
-`auto` picks cuDNN on NVIDIA GPUs for bf16/fp16 inputs, else `xla` for small and `chunked` for large shapes.
+  [B, N, chunk, Lk] (large shapes where no fused kernel applies, e.g. CPU);
+- `splash`: the Pallas splash-attention kernel of TPUs (sequences padded to its blocks, the padding kept
+  apart by segment ids); elsewhere it runs in Pallas' interpret mode (slow; for tests).
+`auto` picks splash on TPUs, cuDNN on NVIDIA GPUs for bf16/fp16 inputs, else `xla` for small and `chunked`
+for large shapes.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-Backend = Literal["auto", "cudnn", "xla", "chunked"]
-BACKENDS = ("auto", "cudnn", "xla", "chunked")
+Backend = Literal["auto", "cudnn", "xla", "chunked", "splash"]
+BACKENDS = ("auto", "cudnn", "xla", "chunked", "splash")
 
 # Above this many logits per (batch, head) the XLA path is chunked over queries.
 CHUNK_THRESHOLD = 4096 * 4096
@@ -31,6 +34,8 @@ def resolve_backend(backend: Backend, dtype, q_len: int, kv_len: int) -> str:
         raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")
     if backend != "auto":
         return backend
+    if jax.default_backend() == "tpu":
+        return "splash"
     if jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
         return "cudnn"
     return "chunked" if q_len * kv_len > CHUNK_THRESHOLD else "xla"
@@ -50,6 +55,8 @@ def attention(
         return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
     if chosen == "xla":
         return jax.nn.dot_product_attention(q, k, v, implementation="xla")
+    if chosen == "splash":
+        return _splash_attention(q, k, v)
     return _chunked_attention(q, k, v, QUERY_CHUNK)
 
 
@@ -91,3 +98,28 @@ def _chunked_attention(q, k, v, chunk: int):
     q_chunks = qp.reshape(b, num_chunks, chunk, n, d).swapaxes(0, 1)
     out = jax.lax.map(lambda qc: jax.nn.dot_product_attention(qc, k, v, implementation="xla"), q_chunks)
     return out.swapaxes(0, 1).reshape(b, num_chunks * chunk, n, d)[:, :lq]
+
+
+SPLASH_BLOCK = 512  # query and key/value block of the splash kernel (shorter sequences use one 128-multiple)
+
+
+def _splash_attention(q, k, v):
+    """Splash attention over [B, L, N, D]: q scaled by 1/sqrt(D), both sequences padded to the kernel's
+    block, padded rows and columns in segment 1 so real queries never see padded keys."""
+    from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash
+    from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as masks
+
+    _, lq, n, d = q.shape
+    lk = k.shape[1]
+    block = min(SPLASH_BLOCK, -(-max(lq, lk) // 128) * 128)
+    pq, pk = -(-lq // block) * block, -(-lk // block) * block
+    pad = lambda t, to: jnp.pad(t, ((0, 0), (0, to - t.shape[1]), (0, 0), (0, 0))).transpose(0, 2, 1, 3)
+    segments = lambda real, to: jnp.asarray(np.arange(to) >= real, jnp.int32)
+    mask = masks.MultiHeadMask([masks.FullMask((pq, pk)) for _ in range(n)])
+    sizes = splash.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block)
+    kernel = splash.make_splash_mha(mask, block_sizes=sizes, head_shards=1, q_seq_shards=1,
+                                    interpret=jax.default_backend() != "tpu")  # fmt: skip
+    ids = splash.SegmentIds(q=segments(lq, pq), kv=segments(lk, pk))
+    scaled = (q.astype(jnp.float32) / np.sqrt(d)).astype(q.dtype)
+    out = jax.vmap(lambda q, k, v: kernel(q, k, v, segment_ids=ids))(pad(scaled, pq), pad(k, pk), pad(v, pk))
+    return out.transpose(0, 2, 1, 3)[:, :lq].astype(q.dtype)
