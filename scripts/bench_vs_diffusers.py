@@ -1,0 +1,200 @@
+"""cos-jax and diffusers side by side in one process on one GPU: DiT forward (batch 1 and 2) and VAE encode and
+decode (fp32 and bf16), random weights of the full-size configs; seconds, peak memory and the ratios, as JSON.
+
+    python scripts/bench_vs_diffusers.py --out benchmarks/vs_diffusers_h200.json        # GPU, full size
+    JAX_PLATFORMS=cpu python scripts/bench_vs_diffusers.py --tiny --out /tmp/vs.json    # a smoke run on CPU
+
+Each measurement builds its model on the device, runs once to compile/warm up and reports the median of
+`--repeats` timed runs (torch: after `cuda.synchronize`; JAX: after `block_until_ready`). PyTorch runs
+first and frees its memory before JAX allocates (JAX's preallocation is turned off), so neither side's
+memory limits the other. diffusers' attention is its default (PyTorch SDPA, which picks cuDNN/flash on GPUs).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+from cos_jax.arrays_io import atomic_write
+from cos_jax.convert.reference import diffusers_config
+from cos_jax.convert.vae_reference import diffusers_vae_config
+from cos_jax.wan.config import DiTConfig, preset
+from cos_jax.wan.dit import init_dit
+from cos_jax.wan.vae import init_vae, vae_preset
+
+TORCH_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPES = {"fp32": (torch.float32, jnp.float32), "bf16": (torch.bfloat16, jnp.bfloat16)}
+
+
+def timed(run, sync, repeats: int) -> float:
+    """Median seconds of `repeats` calls of `run` after one warm-up call."""
+    sync(run())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sync(run())
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times), 4)
+
+
+def torch_sync(out):
+    if TORCH_DEVICE == "cuda":
+        torch.cuda.synchronize()
+    return out
+
+
+def torch_peak_gib() -> float | None:
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if TORCH_DEVICE == "cuda" else None
+
+
+def jax_peak_gib() -> float | None:
+    stats = jax.devices()[0].memory_stats() or {}
+    return round(stats["peak_bytes_in_use"] / 2**30, 2) if "peak_bytes_in_use" in stats else None
+
+
+def free_torch() -> None:
+    gc.collect()
+    if TORCH_DEVICE == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _torch_model(build, dtype):
+    """A diffusers model built on the device in `dtype`, its fp32-kept modules in fp32 (as `from_pretrained`)."""
+    with torch.device(TORCH_DEVICE):
+        model = build().to(dtype).eval()
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or [])
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if keep & set(name.split(".")) and tensor.is_floating_point():
+            tensor.data = tensor.data.float()
+    return model
+
+
+def _torch_dit(cfg: DiTConfig, x, t, ctx, repeats: int) -> tuple[float, float | None]:
+    import diffusers
+
+    ref = _torch_model(lambda: diffusers.WanTransformer3DModel(**diffusers_config(cfg)), torch.bfloat16)
+    tx = torch.from_numpy(x.transpose(0, 4, 1, 2, 3)).to(TORCH_DEVICE, torch.bfloat16)
+    tc = torch.from_numpy(ctx).to(TORCH_DEVICE, torch.bfloat16)
+    tt = torch.from_numpy(t).to(TORCH_DEVICE)
+    with torch.no_grad():
+        seconds = timed(lambda: ref(tx, tt, tc, return_dict=False)[0], torch_sync, repeats)
+    return seconds, torch_peak_gib()
+
+
+def _jax_dit(cfg: DiTConfig, x, t, ctx, repeats: int) -> tuple[float, float | None]:
+    model = init_dit(cfg, param_dtype=jnp.bfloat16)
+    y = jnp.asarray(x[..., cfg.out_dim :]) if cfg.in_dim > cfg.out_dim else None
+    args = (jnp.asarray(x[..., : cfg.out_dim]), jnp.asarray(t), jnp.asarray(ctx), y)
+    forward = jax.jit(lambda m, x, t, c, y: m(x, t, c, y, policy="bf16"))
+    return timed(lambda: forward(model, *args), jax.block_until_ready, repeats), jax_peak_gib()
+
+
+def dit_pair(cfg: DiTConfig, latent: tuple[int, int, int], batch: int, repeats: int) -> dict:
+    """One bf16 forward of the expert at `latent` (F, H, W) and `batch` on both sides."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, *latent, cfg.in_dim)).astype(np.float32)
+    ctx = rng.standard_normal((batch, cfg.text_len, cfg.text_dim)).astype(np.float32)
+    t = np.full((batch,), 500.0, np.float32)
+    torch_s, torch_mem = _torch_dit(cfg, x, t, ctx, repeats)
+    free_torch()
+    jax_s, jax_mem = _jax_dit(cfg, x, t, ctx, repeats)
+    return {"cos_jax_s": jax_s, "diffusers_s": torch_s, "speedup": round(torch_s / jax_s, 3),
+            "cos_jax_peak_gib": jax_mem, "diffusers_peak_gib": torch_mem}  # fmt: skip
+
+
+def _torch_vae(cfg, z, video, dtype, repeats: int) -> dict:
+    import diffusers
+
+    ref = _torch_model(lambda: diffusers.AutoencoderKLWan(**diffusers_vae_config(cfg)), dtype)
+    tz = torch.from_numpy(z.transpose(0, 4, 1, 2, 3)).to(TORCH_DEVICE, dtype)
+    tv = torch.from_numpy(video.transpose(0, 4, 1, 2, 3)).to(TORCH_DEVICE, dtype)
+    out = {}
+    with torch.no_grad():
+        out["decode_diffusers_s"] = timed(lambda: ref.decode(tz, return_dict=False)[0], torch_sync, repeats)
+        out["decode_diffusers_peak_gib"] = torch_peak_gib()
+        free_torch()
+        out["encode_diffusers_s"] = timed(lambda: ref.encode(tv).latent_dist.mean, torch_sync, repeats)
+        out["encode_diffusers_peak_gib"] = torch_peak_gib()
+    return out
+
+
+def _jax_vae(cfg, z, video, dtype, repeats: int) -> dict:
+    """cos-jax's side; its peak is the process's so far (JAX cannot reset it), so VAE runs come after DiT."""
+    model = init_vae(cfg, param_dtype=dtype)
+    decode, encode = jax.jit(lambda m, z: m.decode(z)), jax.jit(lambda m, v: m.encode(v))
+    jz, jv = jnp.asarray(z, dtype), jnp.asarray(video, dtype)
+    return {
+        "decode_cos_jax_s": timed(lambda: decode(model, jz), jax.block_until_ready, repeats),
+        "encode_cos_jax_s": timed(lambda: encode(model, jv), jax.block_until_ready, repeats),
+        "cos_jax_peak_gib": jax_peak_gib(),
+    }  # fmt: skip  (the process's peak so far: JAX cannot reset it)
+
+
+def vae_pair(name: str, latent: tuple[int, int, int], frames: int, precision: str, repeats: int) -> dict:
+    """VAE decode of a latent [1, F, H, W, z] and encode of its video size, in `precision` on both sides."""
+    cfg = vae_preset(name)
+    torch_dtype, jax_dtype = DTYPES[precision]
+    s = cfg.spatial_stride
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((1, *latent, cfg.z_dim)).astype(np.float32)
+    video = rng.uniform(-1, 1, (1, frames, latent[1] * s, latent[2] * s, 3)).astype(np.float32)
+    out = _torch_vae(cfg, z, video, torch_dtype, repeats)
+    free_torch()
+    out |= _jax_vae(cfg, z, video, jax_dtype, repeats)
+    out["decode_speedup"] = round(out["decode_diffusers_s"] / out["decode_cos_jax_s"], 3)
+    out["encode_speedup"] = round(out["encode_diffusers_s"] / out["encode_cos_jax_s"], 3)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="i2v_a14b")
+    p.add_argument("--vae", default="wan21", help="the VAE preset of the model (I2V-A14B: wan21)")
+    p.add_argument("--latent", default="21x60x104", help="F x H x W of the latent (21x60x104 = 480x832x81)")
+    p.add_argument("--parts", default="dit,vae", help="comma list of dit, vae")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tiny", action="store_true", help="2-layer narrow configs at a small size (smoke run)")
+    p.add_argument("--out", help="write the results as JSON here")
+    args = p.parse_args()
+
+    cfg = preset(args.preset)
+    latent = tuple(int(v) for v in args.latent.split("x"))
+    if args.tiny:
+        cfg, latent = cfg.replace(dim=128, ffn_dim=256, num_heads=2, num_layers=2, text_len=32), (3, 8, 8)
+    frames = vae_preset(args.vae).temporal_stride * (latent[0] - 1) + 1
+    import diffusers
+
+    diffusers.utils.logging.set_verbosity_error()  # the fp32-kept modules are handled in _torch_model
+    result = {"device": jax.devices()[0].device_kind, "torch_device": TORCH_DEVICE, "jax": jax.__version__,
+              "torch": torch.__version__, "diffusers": diffusers.__version__, "preset": args.preset,
+              "latent": list(latent), "frames": frames, "tokens": cfg.tokens(*latent), "tiny": args.tiny,
+              "repeats": args.repeats}  # fmt: skip
+    parts = set(args.parts.split(","))
+    if "dit" in parts:
+        for batch in (1, 2):
+            result[f"dit_batch{batch}"] = dit_pair(cfg, latent, batch, args.repeats)
+            print(f"DiT forward, batch {batch}:", result[f"dit_batch{batch}"], flush=True)
+    if "vae" in parts:
+        for precision in ("fp32", "bf16"):
+            result[f"vae_{precision}"] = vae_pair(args.vae, latent, frames, precision, args.repeats)
+            print(f"VAE {precision}:", result[f"vae_{precision}"], flush=True)
+    if args.out:
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
+
+
+if __name__ == "__main__":
+    main()
