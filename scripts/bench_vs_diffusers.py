@@ -1,5 +1,6 @@
-"""cos-jax and diffusers side by side in one process on one GPU: DiT forward (batch 1 and 2) and VAE encode and
-decode (fp32 and bf16), random weights of the full-size configs; seconds, peak memory and the ratios, as JSON.
+"""cos-jax and diffusers side by side in one process on one GPU: DiT forward (batch 1 and 2), VAE encode and
+decode (fp32 and bf16) and a whole I2V sample (umT5, 50 CFG steps over both experts, VAE decode), random
+weights of the full-size configs; seconds, peak memory and the ratios, as JSON.
 
     python scripts/bench_vs_diffusers.py --out benchmarks/vs_diffusers_h200.json        # GPU, full size
     JAX_PLATFORMS=cpu python scripts/bench_vs_diffusers.py --tiny --out /tmp/vs.json    # a smoke run on CPU
@@ -33,6 +34,7 @@ from cos_jax.convert.reference import diffusers_config
 from cos_jax.convert.vae_reference import diffusers_vae_config
 from cos_jax.wan.config import DiTConfig, preset
 from cos_jax.wan.dit import init_dit
+from cos_jax.wan.t5 import UMT5_XXL
 from cos_jax.wan.vae import init_vae, vae_preset
 
 TORCH_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -160,12 +162,92 @@ def vae_pair(name: str, latent: tuple[int, int, int], frames: int, precision: st
     return out
 
 
+def _pipeline_inputs(frames: int, height: int, width: int):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (height, width, 3), np.uint8)
+    return image, "a red ball rolls left over the table", "blue cube"
+
+
+def _torch_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps, repeats) -> tuple[float, float]:
+    import diffusers
+    import transformers
+    from PIL import Image
+
+    from cos_jax.pipelines.wan_reference import _tokenizer
+
+    hf = transformers.UMT5Config(vocab_size=t5.vocab_size, d_model=t5.dim, d_kv=t5.head_dim, d_ff=t5.ffn_dim,
+                                 num_layers=t5.num_layers, num_heads=t5.num_heads, feed_forward_proj="gated-gelu",
+                                 relative_attention_num_buckets=t5.num_buckets,
+                                 relative_attention_max_distance=t5.max_distance)  # fmt: skip
+    vae = vae_preset(vae_name)
+    pipe = diffusers.WanImageToVideoPipeline(
+        tokenizer=_tokenizer(tokenizer_dir),
+        text_encoder=_torch_model(lambda: transformers.UMT5EncoderModel(hf), torch.bfloat16),
+        vae=_torch_model(lambda: diffusers.AutoencoderKLWan(**diffusers_vae_config(vae)), torch.float32),
+        scheduler=diffusers.UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                                    num_train_timesteps=1000, flow_shift=5.0),
+        transformer=_torch_model(lambda: diffusers.WanTransformer3DModel(**diffusers_config(cfg)), torch.bfloat16),
+        transformer_2=_torch_model(lambda: diffusers.WanTransformer3DModel(**diffusers_config(cfg)), torch.bfloat16),
+        boundary_ratio=0.875,
+    )  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    image, prompt, negative = _pipeline_inputs(frames, height, width)
+    kwargs = dict(image=Image.fromarray(image), prompt=prompt, negative_prompt=negative, num_frames=frames,
+                  height=height, width=width, num_inference_steps=steps, guidance_scale=5.0,
+                  output_type="np")  # fmt: skip
+    with torch.no_grad():
+        seconds = timed(lambda: pipe(**kwargs).frames, torch_sync, repeats)
+    return seconds, torch_peak_gib()
+
+
+def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps, repeats) -> tuple[float, float]:
+    from cos_jax.pipelines import wan
+    from cos_jax.pipelines.components import Components
+    from cos_jax.sampling import sampling_preset
+    from cos_jax.wan.t5 import init_umt5
+    from cos_jax.wan.text import PromptTokenizer
+
+    components = Components(
+        experts=(init_dit(cfg, param_dtype=jnp.bfloat16), init_dit(cfg, seed=1, param_dtype=jnp.bfloat16)),
+        vae=init_vae(vae_preset(vae_name)), text_encoder=init_umt5(t5, param_dtype=jnp.bfloat16),
+        tokenizer=PromptTokenizer(tokenizer_dir, cfg.text_len), boundary_ratio=0.875, source="random")  # fmt: skip
+    image, prompt, negative = _pipeline_inputs(frames, height, width)
+    config = sampling_preset("paper").replace(steps=steps)
+
+    def run():
+        out = wan.generate(components, prompt, image=image, negative_prompt=negative, frames=frames, height=height,
+                           width=width, config=config, keep_steps=[], policy="bf16")  # fmt: skip
+        return wan.decode(components, out)
+
+    return timed(run, lambda out: out, repeats), jax_peak_gib()
+
+
+def pipeline_pair(cfg: DiTConfig, t5, vae_name: str, latent, steps: int, repeats: int) -> dict:
+    """A whole I2V sample (prompt encoding, `steps` steps with CFG over both experts, VAE decode) on both sides."""
+    import tempfile
+
+    from cos_jax.pipelines.wan_reference import write_tokenizer
+
+    vae = vae_preset(vae_name)
+    frames = vae.temporal_stride * (latent[0] - 1) + 1
+    height, width = latent[1] * vae.spatial_stride, latent[2] * vae.spatial_stride
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tokenizer(tmp)
+        args = (cfg, t5, vae_name, tmp, frames, height, width, steps, repeats)
+        torch_s, torch_mem = _torch_pipeline(*args)
+        free_torch()
+        jax_s, jax_mem = _jax_pipeline(*args)
+    return {"steps": steps, "cos_jax_s": jax_s, "diffusers_s": torch_s, "speedup": round(torch_s / jax_s, 3),
+            "cos_jax_peak_gib": jax_mem, "diffusers_peak_gib": torch_mem}  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="i2v_a14b")
     p.add_argument("--vae", default="wan21", help="the VAE preset of the model (I2V-A14B: wan21)")
     p.add_argument("--latent", default="21x60x104", help="F x H x W of the latent (21x60x104 = 480x832x81)")
-    p.add_argument("--parts", default="dit,vae", help="comma list of dit, vae")
+    p.add_argument("--parts", default="dit,vae,pipeline", help="comma list of dit, vae, pipeline")
+    p.add_argument("--steps", type=int, default=50, help="pipeline: denoising steps")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tiny", action="store_true", help="2-layer narrow configs at a small size (smoke run)")
     p.add_argument("--out", help="write the results as JSON here")
@@ -173,8 +255,10 @@ def main() -> None:
 
     cfg = preset(args.preset)
     latent = tuple(int(v) for v in args.latent.split("x"))
+    t5 = UMT5_XXL
     if args.tiny:
-        cfg, latent = cfg.replace(dim=128, ffn_dim=256, num_heads=2, num_layers=2, text_len=32), (3, 8, 8)
+        cfg, latent = cfg.replace(dim=128, ffn_dim=256, num_heads=2, num_layers=2, text_len=32, text_dim=32), (3, 8, 8)
+        t5 = t5.replace(vocab_size=64, dim=32, head_dim=8, num_heads=4, ffn_dim=48, num_layers=2)
     frames = vae_preset(args.vae).temporal_stride * (latent[0] - 1) + 1
     import diffusers
 
@@ -192,6 +276,9 @@ def main() -> None:
         for precision in ("fp32", "bf16"):
             result[f"vae_{precision}"] = vae_pair(args.vae, latent, frames, precision, args.repeats)
             print(f"VAE {precision}:", result[f"vae_{precision}"], flush=True)
+    if "pipeline" in parts:
+        result["pipeline"] = pipeline_pair(cfg, t5, args.vae, latent, args.steps, args.repeats)
+        print("whole I2V sample:", result["pipeline"], flush=True)
     if args.out:
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
 
