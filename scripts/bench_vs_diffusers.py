@@ -1,6 +1,6 @@
 """cos-jax and diffusers side by side in one process on one GPU: DiT forward (batch 1 and 2), VAE encode and
-decode (fp32 and bf16) and a whole I2V sample (umT5, 50 CFG steps over both experts, VAE decode), random
-weights of the full-size configs; seconds, peak memory and the ratios, as JSON.
+decode (fp32 and bf16), batched x̂0 decoding (seconds per decoded step, cos-jax) and a whole I2V sample
+(umT5, 50 CFG steps over both experts, VAE decode); random full-size weights; seconds, peaks, ratios as JSON.
 
     python scripts/bench_vs_diffusers.py --out benchmarks/vs_diffusers_h200.json        # GPU, full size
     JAX_PLATFORMS=cpu python scripts/bench_vs_diffusers.py --tiny --out /tmp/vs.json    # a smoke run on CPU
@@ -162,6 +162,23 @@ def vae_pair(name: str, latent: tuple[int, int, int], frames: int, precision: st
     return out
 
 
+def x0_decode(vae_name: str, latent, steps: int, batches: tuple[int, ...]) -> dict:
+    """cos-jax: x̂0 of `steps` steps decoded with `decode_many` in batches: seconds per decoded step (fp32)."""
+    from cos_jax.wan.vae.model import decode_many
+
+    cfg = vae_preset(vae_name)
+    model = init_vae(cfg)
+    z = jnp.asarray(np.random.default_rng(0).standard_normal((steps, *latent, cfg.z_dim)), jnp.float32)
+    out = {"steps": steps}
+    for b in batches:
+        decode_many(model, z[:b], b)  # compile this batch shape
+        start = time.perf_counter()
+        decode_many(model, z, b)
+        out[f"batch{b}_s_per_step"] = round((time.perf_counter() - start) / steps, 4)
+    out["cos_jax_peak_gib"] = jax_peak_gib()
+    return out
+
+
 def _pipeline_inputs(frames: int, height: int, width: int):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (height, width, 3), np.uint8)
@@ -246,7 +263,7 @@ def main() -> None:
     p.add_argument("--preset", default="i2v_a14b")
     p.add_argument("--vae", default="wan21", help="the VAE preset of the model (I2V-A14B: wan21)")
     p.add_argument("--latent", default="21x60x104", help="F x H x W of the latent (21x60x104 = 480x832x81)")
-    p.add_argument("--parts", default="dit,vae,pipeline", help="comma list of dit, vae, pipeline")
+    p.add_argument("--parts", default="dit,vae,x0decode,pipeline", help="comma list of dit, vae, x0decode, pipeline")
     p.add_argument("--steps", type=int, default=50, help="pipeline: denoising steps")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tiny", action="store_true", help="2-layer narrow configs at a small size (smoke run)")
@@ -276,6 +293,9 @@ def main() -> None:
         for precision in ("fp32", "bf16"):
             result[f"vae_{precision}"] = vae_pair(args.vae, latent, frames, precision, args.repeats)
             print(f"VAE {precision}:", result[f"vae_{precision}"], flush=True)
+    if "x0decode" in parts:
+        result["x0_decode"] = x0_decode(args.vae, latent, 8, (1, 2, 4))
+        print("batched x̂0 decoding:", result["x0_decode"], flush=True)
     if "pipeline" in parts:
         result["pipeline"] = pipeline_pair(cfg, t5, args.vae, latent, args.steps, args.repeats)
         print("whole I2V sample:", result["pipeline"], flush=True)
