@@ -109,9 +109,12 @@ def train_pipeline_lora(
     dit_config = components.dit_config
     init_lora = None if init is None else read_lora(init, dit_config, cfg.lora)
     data = cached_latents(components, samples, out, frames)
+    expert_model, source = components.experts[index], Path(components.source).name
+    del components  # the other expert, the VAE and umT5 are not needed past the encoding: free them
     device_mesh = make_mesh(mesh)
     with jax.set_mesh(device_mesh):
-        graphdef, params = nnx.split(shard_model(components.experts[index], device_mesh), nnx.Param)
+        graphdef, params = nnx.split(shard_model(expert_model, device_mesh), nnx.Param)
+        del expert_model  # the unsharded copy
         state = init_lora_state(dit_config, cfg, init_lora)
         dit = nnx.merge(graphdef, params)
         state = init_lora_state(
@@ -123,7 +126,7 @@ def train_pipeline_lora(
                              state)  # fmt: skip
         inputs = (params, jax.device_put(data, replicated))
     info = {"rank": str(cfg.lora.rank), "scale": str(cfg.lora.scale), "sigma_range": json.dumps(cfg.sigma_range),
-            "targets": ",".join(cfg.lora.targets), "pipeline": Path(components.source).name,
+            "targets": ",".join(cfg.lora.targets), "pipeline": source,
             "expert": expert}  # fmt: skip
 
     def save(state) -> None:
