@@ -5,21 +5,28 @@
 Prints and writes: seconds per forward (median of --repeats after warm-up), achieved TFLOP/s by the
 analytic count of wan22.md §9, weight and XLA temporary (activation) memory, compile time, and
 whether the compiled program calls the cuDNN fused attention kernel. `--layers N` runs only N blocks (for quick checks).
+`--mesh context=2` spreads the forward over devices (sequence split, all-to-all attention, weights FSDP over
+the same devices); `--check` adds the largest difference from the one-device output, relative to its max.
+
+    python scripts/bench_dit.py --preset i2v_a14b --size 720x1280x81 --mesh context=2 --check --out multi.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
 
+from cos_jax.arrays_io import atomic_write
+from cos_jax.parallel import make_mesh, shard_model
 from cos_jax.wan.config import preset
 from cos_jax.wan.dit import init_dit
 
@@ -33,6 +40,8 @@ def main():
     p.add_argument("--policy", default="bf16", choices=["bf16", "fp32"])
     p.add_argument("--attention", default="auto")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--mesh", default="", help="spread the forward over devices, e.g. context=2 (sequence split)")
+    p.add_argument("--check", action="store_true", help="with --mesh: compare with the one-device output")
     p.add_argument("--out", default=None, help="append the result as one JSON line to this file")
     args = p.parse_args()
 
@@ -55,8 +64,14 @@ def main():
     ctx = jax.random.normal(key, (args.batch, cfg.text_len, cfg.text_dim), jnp.bfloat16)
 
     fwd = jax.jit(lambda m, x, t, c: m(x, t, c, policy=args.policy, attention_backend=args.attention))
+    reference = np.asarray(fwd(model, x, t, ctx), np.float32) if args.mesh and args.check else None
+    mesh = make_mesh(args.mesh) if args.mesh else None
+    if mesh is not None:
+        model = shard_model(model, mesh)
+        x, t, ctx = jax.device_put((x, t, ctx), NamedSharding(mesh, jax.P()))
     t0 = time.perf_counter()
-    compiled = fwd.lower(model, x, t, ctx).compile()
+    with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
+        compiled = fwd.lower(model, x, t, ctx).compile()
     compile_s = time.perf_counter() - t0
     hlo = compiled.as_text()
     uses_cudnn = "__cudnn$fmha" in hlo
@@ -89,15 +104,16 @@ def main():
         "activation_temp_gb": round(mem.temp_size_in_bytes / 1e9, 2) if mem else None,
         "compile_s": round(compile_s, 1),
         "init_s": round(init_s, 1),
+        "mesh": args.mesh or None,
+        "devices": 1 if mesh is None else mesh.size,
     }
+    if reference is not None:
+        out = np.asarray(compiled(model, x, t, ctx), np.float32)
+        result["max_rel_diff_vs_one_device"] = float(np.abs(out - reference).max() / np.abs(reference).max())
     print(json.dumps(result))
-    if args.out:
-        # append atomically: write the old lines plus the new one to a temp file, then rename
-        old = Path(args.out).read_text() if os.path.exists(args.out) else ""
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)))
-        with os.fdopen(fd, "w") as f:
-            f.write(old + json.dumps(result) + "\n")
-        os.replace(tmp, args.out)
+    if args.out:  # append atomically: the old lines plus the new one, written whole
+        old = Path(args.out).read_text() if Path(args.out).exists() else ""
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(old + json.dumps(result) + "\n"))
 
 
 if __name__ == "__main__":
