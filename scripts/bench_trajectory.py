@@ -1,0 +1,83 @@
+"""A whole CFG trajectory over both experts (random bf16 weights), on one device or spread over a mesh.
+
+    python scripts/bench_trajectory.py --preset i2v_a14b --size 720x1280x81 --steps 50 --out traj.jsonl
+    python scripts/bench_trajectory.py --preset i2v_a14b --size 720x1280x81 --mesh context=2 --out traj.jsonl
+
+The paper's sampler (Euler, shift 5, CFG 5, the low-noise expert once t < 875) from one world's noise; with
+`--mesh` the sequence is split over `context` (all-to-all attention) and both experts' weights are FSDP-split
+over the same devices. Reports seconds per step (the second of two runs: the first compiles), the largest
+per-device peak memory, and with `--check` the final latent's largest difference from a one-device run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cos_jax.arrays_io import atomic_write
+from cos_jax.parallel import make_mesh
+from cos_jax.sampling import Conditions, sample, sampling_preset
+from cos_jax.wan.config import preset
+from cos_jax.wan.dit import init_dit
+
+
+def peak_gib() -> float | None:
+    peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
+    return None if None in peaks else round(max(peaks) / 2**30, 2)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="i2v_a14b")
+    p.add_argument("--size", default="720x1280x81", help="H x W x FRAMES of the video")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--layers", type=int, default=None, help="only N blocks per expert (quick checks)")
+    p.add_argument("--mesh", default="", help="e.g. context=2; default one device")
+    p.add_argument("--check", action="store_true", help="with --mesh: compare with a one-device trajectory")
+    p.add_argument("--out", help="append the result as one JSON line to this file")
+    args = p.parse_args()
+
+    cfg = preset(args.preset)
+    if args.layers:
+        cfg = cfg.replace(num_layers=args.layers)
+    h, w, frames = (int(v) for v in args.size.split("x"))
+    stride = 16 if cfg.model_type == "ti2v" else 8
+    latent = ((frames - 1) // 4 + 1, h // stride, w // stride)
+    experts = (init_dit(cfg, seed=0, param_dtype=jnp.bfloat16), init_dit(cfg, seed=1, param_dtype=jnp.bfloat16))
+    rng = np.random.default_rng(0)
+    ctx = jnp.asarray(rng.standard_normal((1, cfg.text_len, cfg.text_dim)), jnp.float32)
+    y_dim = cfg.in_dim - cfg.out_dim
+    y = jnp.asarray(rng.standard_normal((1, *latent, y_dim)), jnp.float32) if y_dim else None
+    cond = Conditions(context=ctx, negative=jnp.zeros_like(ctx), y=y)
+    config = sampling_preset("paper").replace(steps=args.steps)
+    mesh = make_mesh(args.mesh) if args.mesh else None
+
+    def trajectory(mesh):
+        return sample(experts, cond, config, (*latent, cfg.out_dim), seeds=[0], keep_steps=[], policy="bf16",
+                      mesh=mesh)  # fmt: skip
+
+    trajectory(mesh)  # compile
+    start = time.perf_counter()
+    traj = trajectory(mesh)
+    seconds = time.perf_counter() - start
+    result = {"device": jax.devices()[0].device_kind, "devices": 1 if mesh is None else mesh.size,
+              "mesh": args.mesh or None, "preset": args.preset, "layers": cfg.num_layers, "size": args.size,
+              "tokens": cfg.tokens(*latent), "steps": args.steps, "seconds": round(seconds, 2),
+              "seconds_per_step": round(seconds / args.steps, 3), "peak_gib_per_device": peak_gib()}  # fmt: skip
+    if mesh is not None and args.check:
+        one = trajectory(None).latent
+        result["final_latent_max_rel_diff"] = float(np.abs(traj.latent - one).max() / np.abs(one).max())
+    print(json.dumps(result))
+    if args.out:  # append atomically
+        old = Path(args.out).read_text() if Path(args.out).exists() else ""
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(old + json.dumps(result) + "\n"))
+
+
+if __name__ == "__main__":
+    main()
