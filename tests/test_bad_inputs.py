@@ -64,6 +64,12 @@ CASES = [
      "unknown task 'nosuch'"),
     (["experiment", "run", "configs/toy/perturb.toml", "--out", "{d}/busy"], "holds other files"),
     (["experiment", "report", "{d}/empty"], "holds no experiment"),
+    (["experiment", "run", "configs/toy/perturb.toml", "--set", "mesh=data=3", "--out", "{out}"],
+     "mesh = 'data=3' needs 3 devices; there are"),
+    (["experiment", "run", "configs/toy/perturb.toml", "--set", "mesh=pipe=2", "--out", "{out}"],
+     "bad mesh spec entry 'pipe=2'"),
+    (["train-lora", "{d}/missing", "{d}/missing", "--out", "{out}", "--expert", "high"], "missing"),
+    (["--coordinator", "localhost:1", "selfcheck"], "needs the number of processes and this process's id"),
 ]  # fmt: skip
 
 
