@@ -15,7 +15,7 @@ def _tasks(text: str | None) -> list[str] | None:
 
 
 def _run(args) -> int:
-    from cos_jax.bench.generators import make_generator
+    from cos_jax.bench.generators import make_generator, parse_perturbation
     from cos_jax.bench.runner import BenchRunError, parse_shard, run_bench
     from cos_jax.tasks.bench import list_samples
 
@@ -23,7 +23,8 @@ def _run(args) -> int:
     try:
         shard = parse_shard(args.shard)
         list_samples(args.data)  # fail on a bad DATA folder before loading a model
-        options = {k: v for k, v in (("weights", args.weights), ("devices", args.devices)) if v is not None}
+        options = {k: v for k, v in (("weights", args.weights), ("devices", args.devices),
+                                     ("perturb", parse_perturbation(args.perturb))) if v is not None}  # fmt: skip
         generator = make_generator(args.model, steps=args.steps, guidance=args.guidance, batch=args.batch, **options)
         summary = run_bench(args.data, args.out, generator, split=args.split, tasks=_tasks(args.tasks),
                             limit=args.limit, shard=shard, seed=args.seed, progress=not args.quiet)  # fmt: skip
@@ -90,6 +91,8 @@ def add_commands(subparsers) -> None:
     r.add_argument("--seed", type=int, default=0, help="base seed added to each sample's name hash")
     r.add_argument("--weights", help="toy: a weights .npz instead of the shipped one; wan: the model folder")
     r.add_argument("--devices", type=int, help="toy: use the first N local devices (default: all)")
+    r.add_argument("--perturb", help="noise in every trajectory (Fig. 3b): MODE:step=S:alpha=A or "
+                   "MODE:frame=F:alpha=A, MODE replace, add or renoise; one OUT per setting")  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=_run)
 

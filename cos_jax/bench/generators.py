@@ -75,6 +75,41 @@ def _toy_model(weights: str | None):
     return load_toy(weights)
 
 
+@dataclasses.dataclass(frozen=True)
+class Perturbation:
+    """Noise injected into every sample's trajectory, as in the paper's Fig. 3(b): at one denoising step over
+    all latent frames (`step`), or at one latent frame over every step (`frame`); `mode` replace / add /
+    renoise with magnitude `alpha` (`cos_jax.probes.noise_plan`)."""
+
+    mode: str
+    alpha: float
+    step: int | None = None
+    frame: int | None = None
+
+    def plan(self, num_steps: int, num_frames: int, num_worlds: int):
+        from cos_jax.probes import Plan, noise_plan
+
+        return Plan(noise=noise_plan(num_steps, num_frames, num_worlds, steps=self.step, frames=self.frame,
+                                     mode=self.mode, alpha=self.alpha))  # fmt: skip
+
+
+def parse_perturbation(text: str | None) -> Perturbation | None:
+    """`MODE:step=S:alpha=A` or `MODE:frame=F:alpha=A` (e.g. `replace:step=20:alpha=1`); None for None."""
+    if text is None:
+        return None
+    form = "give MODE:step=S:alpha=A or MODE:frame=F:alpha=A, e.g. replace:step=20:alpha=1"
+    mode, *fields = text.split(":")
+    try:
+        values = dict(f.split("=", 1) for f in fields)
+        where = {k: int(values.pop(k)) for k in ("step", "frame") if k in values}
+        alpha = float(values.pop("alpha", "1"))
+    except ValueError:
+        raise ValueError(f"--perturb {text!r}: {form}") from None
+    if mode not in ("replace", "add", "renoise") or len(where) != 1 or values:
+        raise ValueError(f"--perturb {text!r}: {form} (modes replace, add, renoise)")
+    return Perturbation(mode, alpha, **where)
+
+
 class ToyGenerator:
     """The shipped toy world, data-parallel over local devices (see the module docstring).
 
@@ -91,6 +126,7 @@ class ToyGenerator:
         batch: int = 8,
         weights: str | None = None,
         devices: int | Sequence[Any] | None = None,
+        perturb: Perturbation | None = None,
     ):
         import jax
 
@@ -113,7 +149,9 @@ class ToyGenerator:
         self.mesh = make_mesh(f"data={n}", devices)
         self.config = toy_sampling(steps, guidance)
         self.model = self.dit = None
+        self.perturb = perturb
         self.settings = {
+            "perturb": None if perturb is None else dataclasses.asdict(perturb),
             "weights": weights or "shipped toy_ema.npz",
             "resolution": self.spec.resolution,
             "frames": self.spec.frames,
@@ -160,7 +198,8 @@ class ToyGenerator:
         whole = NamedSharding(self.mesh, PartitionSpec())
         cond = jax.tree.map(lambda a: jax.device_put(a, split if a.shape[0] == len(worlds) else whole), cond)
         with jax.set_mesh(self.mesh):
-            traj = sample(self.dit, cond, self.config, noise=jax.device_put(noise, split), keep_steps=[])
+            plan = None if self.perturb is None else self.perturb.plan(self.config.steps, noise.shape[1], len(worlds))
+            traj = sample(self.dit, cond, self.config, noise=jax.device_put(noise, split), keep_steps=[], plan=plan)
         videos = decode_video(self.spec, traj.latent[: len(requests)])
         return [prepare_frames(v, (q.height, q.width), q.num_frames) for v, q in zip(videos, requests, strict=True)]
 
@@ -212,12 +251,14 @@ def _wan(steps: int, guidance: float, batch: int, weights: str | None = None, **
     from cos_jax.pipelines.components import load_components
     from cos_jax.pipelines.wan import WanI2V
 
+    perturb = options.pop("perturb", None)
     unknown = sorted(set(options) - {"devices"})
     if unknown:
         raise ValueError(f"--model wan does not take {', '.join(unknown)}")
-    pipeline = WanI2V(load_components(weights), steps=steps, guidance=guidance)
+    pipeline = WanI2V(load_components(weights), steps=steps, guidance=guidance, perturb=perturb)
     generator = FunctionGenerator("wan", pipeline.generate_video)
-    generator.settings = {**generator.settings, "weights": str(weights), "steps": steps, "guidance": guidance}
+    generator.settings = {**generator.settings, "weights": str(weights), "steps": steps, "guidance": guidance,
+                          "perturb": None if perturb is None else dataclasses.asdict(perturb)}  # fmt: skip
     return generator
 
 

@@ -362,18 +362,25 @@ class WanI2V:
         resize: Resize = "diffsynth",
         policy: str = "fp32",
         cache_dir: str | None = None,
+        perturb=None,
     ):
         if components.model_type == "t2v":
             check_image_use(components, True)
         self.components = components
         self.config = sampling_config(components, preset, steps=steps, guidance=guidance)
         self.negative_prompt, self.resize, self.policy, self.cache_dir = negative_prompt, resize, policy, cache_dir
+        self.perturb = perturb  # a bench.generators.Perturbation, or None
 
     def sample(self, prompt: str, first_frame, num_frames: int, height: int, width: int, seed: int) -> WanOutput:
-        """The trajectory behind `generate_video` (final latent, no x̂0 kept)."""
+        """The trajectory behind `generate_video` (final latent, no x̂0 kept; `perturb`'s noise injected)."""
+        plan = None
+        if self.perturb is not None:
+            latent_frames = latent_shape(self.components, num_frames, height, width)[0]
+            plan = self.perturb.plan(self.config.steps, latent_frames, 1)
         return generate(self.components, prompt, image=first_frame, negative_prompt=self.negative_prompt,
                         frames=num_frames, height=height, width=width, seeds=[seed], config=self.config,
-                        resize=self.resize, keep_steps=[], policy=self.policy, cache_dir=self.cache_dir)  # fmt: skip
+                        resize=self.resize, keep_steps=[], plan=plan, policy=self.policy,
+                        cache_dir=self.cache_dir)  # fmt: skip
 
     def generate_video(
         self, prompt: str, first_frame: UInt8[np.ndarray, "H W 3"], num_frames: int, height: int, width: int, seed: int
