@@ -18,16 +18,14 @@ import contextlib
 import json
 import statistics
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_common import append_json_line, config_and_latent
 from jax.sharding import NamedSharding
 
-from cos_jax.arrays_io import atomic_write
 from cos_jax.parallel import make_mesh, shard_model
-from cos_jax.wan.config import preset
 from cos_jax.wan.dit import init_dit
 
 
@@ -45,12 +43,7 @@ def main():
     p.add_argument("--out", default=None, help="append the result as one JSON line to this file")
     args = p.parse_args()
 
-    cfg = preset(args.preset)
-    if args.layers:
-        cfg = cfg.replace(num_layers=args.layers)
-    h, w, frames = (int(v) for v in args.size.split("x"))
-    stride = 16 if cfg.model_type == "ti2v" else 8
-    latent = ((frames - 1) // 4 + 1, h // stride, w // stride)
+    cfg, latent = config_and_latent(args.preset, args.size, args.layers)
     tokens = latent[0] * (latent[1] // 2) * (latent[2] // 2)
 
     t0 = time.perf_counter()
@@ -111,9 +104,7 @@ def main():
         out = np.asarray(compiled(model, x, t, ctx), np.float32)
         result["max_rel_diff_vs_one_device"] = float(np.abs(out - reference).max() / np.abs(reference).max())
     print(json.dumps(result))
-    if args.out:  # append atomically: the old lines plus the new one, written whole
-        old = Path(args.out).read_text() if Path(args.out).exists() else ""
-        atomic_write(args.out, lambda tmp: Path(tmp).write_text(old + json.dumps(result) + "\n"))
+    append_json_line(args.out, result)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_common import append_json_line, config_and_latent
 
-from cos_jax.arrays_io import atomic_write
 from cos_jax.parallel import make_mesh
 from cos_jax.sampling import Conditions, sample, sampling_preset
-from cos_jax.wan.config import preset
 from cos_jax.wan.dit import init_dit
 
 
@@ -43,12 +41,7 @@ def main() -> None:
     p.add_argument("--out", help="append the result as one JSON line to this file")
     args = p.parse_args()
 
-    cfg = preset(args.preset)
-    if args.layers:
-        cfg = cfg.replace(num_layers=args.layers)
-    h, w, frames = (int(v) for v in args.size.split("x"))
-    stride = 16 if cfg.model_type == "ti2v" else 8
-    latent = ((frames - 1) // 4 + 1, h // stride, w // stride)
+    cfg, latent = config_and_latent(args.preset, args.size, args.layers)
     experts = (init_dit(cfg, seed=0, param_dtype=jnp.bfloat16), init_dit(cfg, seed=1, param_dtype=jnp.bfloat16))
     rng = np.random.default_rng(0)
     ctx = jnp.asarray(rng.standard_normal((1, cfg.text_len, cfg.text_dim)), jnp.float32)
@@ -74,9 +67,7 @@ def main() -> None:
         one = trajectory(None).latent
         result["final_latent_max_rel_diff"] = float(np.abs(traj.latent - one).max() / np.abs(one).max())
     print(json.dumps(result))
-    if args.out:  # append atomically
-        old = Path(args.out).read_text() if Path(args.out).exists() else ""
-        atomic_write(args.out, lambda tmp: Path(tmp).write_text(old + json.dumps(result) + "\n"))
+    append_json_line(args.out, result)
 
 
 if __name__ == "__main__":

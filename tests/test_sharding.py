@@ -33,16 +33,26 @@ def test_sharded_forward_matches_single_device(spec):
     inputs = _inputs()
     expected = np.asarray(jax.jit(_forward)(model, *inputs))
 
-    mesh = make_mesh(spec)
-    sharded = shard_model(model, mesh)
+    mesh, sharded, got, _ = _on_mesh(model, spec, inputs)
     kernel = sharded.blocks.ffn_up.kernel[...]
     assert isinstance(kernel.sharding, NamedSharding)
     assert kernel.sharding.spec == logical_to_spec(("layers", "embed", "mlp"), kernel.shape, mesh)
+    assert np.abs(got - expected).max() <= 1e-6 * np.abs(expected).max()
+
+
+def _on_mesh(model, spec: str, inputs):
+    """(mesh, the model placed on it, its forward with the batch split, the forward's jaxpr as text)."""
+    mesh = make_mesh(spec)
+    sharded = shard_model(model, mesh)
     batch = NamedSharding(mesh, logical_to_spec(("batch",), (2,), mesh))
     with jax.set_mesh(mesh):
         args = [jax.device_put(a, batch) for a in inputs]
-        got = np.asarray(jax.jit(_forward)(sharded, *args))
-    assert np.abs(got - expected).max() <= 1e-6 * np.abs(expected).max()
+        return (
+            mesh,
+            sharded,
+            np.asarray(jax.jit(_forward)(sharded, *args)),
+            str(jax.make_jaxpr(_forward)(sharded, *args)),
+        )
 
 
 def test_mesh_spec_parsing_and_errors():
@@ -80,14 +90,9 @@ def test_context_parallel_self_attention_equals_one_device(cfg, spec, all_to_all
     model = init_dit(cfg, seed=5)
     inputs = _inputs()
     expected = np.asarray(jax.jit(_forward)(model, *inputs))
-    mesh = make_mesh(spec)
-    sharded = shard_model(model, mesh)
+    _, sharded, got, jaxpr = _on_mesh(model, spec, inputs)
     assert "context" in str(sharded.blocks.ffn_up.kernel[...].sharding.spec)  # FSDP over the context group too
-    batch = NamedSharding(mesh, logical_to_spec(("batch",), (2,), mesh))
-    with jax.set_mesh(mesh):
-        args = [jax.device_put(a, batch) for a in inputs]
-        assert ("all_to_all" in str(jax.make_jaxpr(_forward)(sharded, *args))) == all_to_all
-        got = np.asarray(jax.jit(_forward)(sharded, *args))
+    assert ("all_to_all" in jaxpr) == all_to_all
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 

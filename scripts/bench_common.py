@@ -1,0 +1,27 @@
+"""Shared pieces of the benchmark scripts: the DiT config and latent grid of a video size, JSON-line output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cos_jax.arrays_io import atomic_write
+from cos_jax.wan.config import DiTConfig, preset
+
+
+def config_and_latent(name: str, size: str, layers: int | None = None) -> tuple[DiTConfig, tuple[int, int, int]]:
+    """The preset (with only `layers` blocks if given) and the latent (F, H, W) of an HxWxFRAMES video
+    (VAE stride 4 in time, 8 in space; 16 for TI2V-5B's Wan2.2 VAE)."""
+    cfg = preset(name)
+    if layers:
+        cfg = cfg.replace(num_layers=layers)
+    h, w, frames = (int(v) for v in size.split("x"))
+    stride = 16 if cfg.model_type == "ti2v" else 8
+    return cfg, ((frames - 1) // 4 + 1, h // stride, w // stride)
+
+
+def append_json_line(path: str | None, result: dict) -> None:
+    """Append `result` to a JSON-lines file, atomically (the old lines and the new one written whole)."""
+    if path:
+        old = Path(path).read_text() if Path(path).exists() else ""
+        atomic_write(path, lambda tmp: Path(tmp).write_text(old + json.dumps(result) + "\n"))
