@@ -165,12 +165,9 @@ def global_array(x, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
-def shard_world_call(fn, mesh: Mesh, experts, conditions, noise, plan, key, keep):
-    """Run `fn(experts, conditions, noise, plan, key, keep)` (a sampling call) over `mesh`: the experts
-    placed by the rules, the per-world leading axis of the conditions and the noise over the batch axes,
-    the rest replicated; returns the outputs as host arrays (gathered from every process)."""
-    from jax.experimental import multihost_utils
-
+def place_world_call(mesh: Mesh, experts, conditions, noise, plan, key, keep) -> tuple:
+    """The arguments of a sampling call placed on `mesh`: the experts by the rules, the per-world leading
+    axis of the conditions and the noise over the batch axes, the rest replicated (across processes)."""
     worlds = noise.shape[0]
 
     def place(x, per_world: bool = True):
@@ -180,7 +177,15 @@ def shard_world_call(fn, mesh: Mesh, experts, conditions, noise, plan, key, keep
         return global_array(x, NamedSharding(mesh, logical_to_spec(axes + (None,) * (x.ndim - 1), x.shape, mesh)))
 
     replicate = lambda tree: jax.tree.map(lambda x: place(x, per_world=False), tree)
+    experts = tuple(shard_model(e, mesh) for e in experts)
+    return experts, jax.tree.map(place, conditions), place(noise), replicate(plan), key, replicate(keep)
+
+
+def shard_world_call(fn, mesh: Mesh, experts, conditions, noise, plan, key, keep):
+    """Run `fn(experts, conditions, noise, plan, key, keep)` (a sampling call) over `mesh` with its arguments
+    placed by `place_world_call`; returns the outputs as host arrays (gathered from every process)."""
+    from jax.experimental import multihost_utils
+
     with jax.set_mesh(mesh):
-        experts = tuple(shard_model(e, mesh) for e in experts)
-        out = fn(experts, jax.tree.map(place, conditions), place(noise), replicate(plan), key, replicate(keep))
+        out = fn(*place_world_call(mesh, experts, conditions, noise, plan, key, keep))
     return jax.tree.map(lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), out)

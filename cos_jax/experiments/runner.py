@@ -15,6 +15,7 @@ every n-th grid point from the i-th (sequential points, e.g. a bisection, run on
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
@@ -301,12 +302,14 @@ def merge(out: str | Path, shards: list[str | Path]) -> dict:
 
 
 def dry_run(config: dict, model=None) -> dict:
-    """Sweep size, the compiled memory plan of one sampling call and a time estimate from one timed step."""
+    """Sweep size, the compiled memory plan of one sampling call (per device under the config's `mesh`) and a
+    time estimate from one timed step (on one device)."""
     import jax
     import jax.numpy as jnp
 
     from cos_jax.experiments.models import take_worlds
     from cos_jax.experiments.session import build_session
+    from cos_jax.parallel import place_world_call
     from cos_jax.sampling.api import _run_jitted
     from cos_jax.sampling.loop import keep_x0
 
@@ -325,10 +328,13 @@ def dry_run(config: dict, model=None) -> dict:
     plan = exp.plan_for(session, points[0], worlds)
     keep = keep_x0(config["steps"], exp.keep_steps(config), latents=pair)
     noise = jnp.asarray(session.noise(index))
-    lowered = _run_jitted.lower(tuple(model.experts), cond, noise, plan, jax.random.key(0), keep,
-                                config=session.sampling, policy=config["policy"], attention_backend="auto",
-                                on_step=None)  # fmt: skip
-    compiled = lowered.compile()
+    args = (tuple(model.experts), cond, noise, plan, jax.random.key(0), keep)
+    mesh = session.device_mesh  # with a mesh, the plan is per device
+    with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
+        placed = args if mesh is None else place_world_call(mesh, *args)
+        lowered = _run_jitted.lower(*placed, config=session.sampling, policy=config["policy"],
+                                    attention_backend="auto", on_step=None)  # fmt: skip
+        compiled = lowered.compile()
     mem = compiled.memory_analysis()
     memory = None if mem is None else {k: int(getattr(mem, k)) for k in (
         "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes") if hasattr(mem, k)}  # fmt: skip

@@ -148,6 +148,11 @@ def test_dry_run_reports_size_memory_and_time(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["points"] == 5 and report["calls_per_point"] == 1 and report["step_seconds"] > 0
     assert report["memory_bytes"] is None or report["memory_bytes"]["temp_size_in_bytes"] >= 0
+    # under a mesh the plan is per device: the weights split over fsdp x context, the worlds over data
+    assert main(["experiment", "run", str(PERTURB), "--dry-run", "--set", *TINY, "mesh='data=2,context=4'"]) == 0
+    spread = json.loads(capsys.readouterr().out)["memory_bytes"]
+    if report["memory_bytes"] is not None:
+        assert spread["argument_size_in_bytes"] < report["memory_bytes"]["argument_size_in_bytes"] / 2
 
 
 def test_noise_worlds_are_paired_across_points(toy):
