@@ -50,11 +50,16 @@ def parse_mesh_spec(spec: str) -> dict[str, int]:
     return sizes
 
 
+def mesh_size(sizes: dict[str, int]) -> int:
+    """Devices a mesh of these axis sizes (`parse_mesh_spec`) takes."""
+    return int(np.prod(list(sizes.values())))
+
+
 def make_mesh(spec: str = "", devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A mesh over (data, fsdp, context, tensor). An empty spec puts every device on `fsdp`."""
     devices = list(devices if devices is not None else jax.devices())
     sizes = parse_mesh_spec(spec) if spec else {**dict.fromkeys(MESH_AXES, 1), "fsdp": len(devices)}
-    total = int(np.prod(list(sizes.values())))
+    total = mesh_size(sizes)
     if total != len(devices):
         raise ValueError(f"mesh spec {spec!r} needs {total} devices, {len(devices)} available")
     return Mesh(np.asarray(devices).reshape([sizes[a] for a in MESH_AXES]), MESH_AXES)
@@ -121,9 +126,6 @@ def shard_model(model: nnx.Module, mesh: Mesh) -> nnx.Module:
 
 def _is_variable(x) -> bool:
     return isinstance(x, nnx.Variable)
-
-
-DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
 def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,

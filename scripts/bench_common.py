@@ -1,9 +1,14 @@
-"""Shared pieces of the benchmark scripts: the DiT config and latent grid of a video size, JSON-line output."""
+"""Shared pieces of the benchmark scripts: the DiT config and latent grid of a video size, timing, JSON lines."""
 
 from __future__ import annotations
 
 import json
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import jax
 
 from cos_jax.arrays_io import atomic_write
 from cos_jax.wan.config import DiTConfig, preset
@@ -25,3 +30,19 @@ def append_json_line(path: str | None, result: dict) -> None:
     if path:
         old = Path(path).read_text() if Path(path).exists() else ""
         atomic_write(path, lambda tmp: Path(tmp).write_text(old + json.dumps(result) + "\n"))
+
+
+def time_runs(run: Callable, repeats: int, sync: Callable = jax.block_until_ready) -> list[float]:
+    """Seconds of `repeats` calls of `run` after one warm-up (compiling) call, each ended by `sync(result)`."""
+    sync(run())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sync(run())
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median_seconds(run: Callable, repeats: int, sync: Callable = jax.block_until_ready) -> float:
+    """The median of `time_runs`."""
+    return statistics.median(time_runs(run, repeats, sync))

@@ -22,7 +22,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_common import append_json_line, config_and_latent
+from bench_common import append_json_line, config_and_latent, time_runs
 from jax.sharding import NamedSharding
 
 from cos_jax.parallel import make_mesh, shard_model
@@ -69,12 +69,7 @@ def main():
     hlo = compiled.as_text()
     uses_cudnn = "__cudnn$fmha" in hlo
 
-    jax.block_until_ready(compiled(model, x, t, ctx))
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(model, x, t, ctx))
-        times.append(time.perf_counter() - t0)
+    times = time_runs(lambda: compiled(model, x, t, ctx), args.repeats)
     sec = statistics.median(times)
     mem = compiled.memory_analysis()
     weights_gb = sum(v.nbytes for v in jax.tree.leaves(model)) / 1e9

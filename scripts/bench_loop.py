@@ -10,25 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
+from bench_common import median_seconds
 
 from cos_jax.sampling import Conditions, initial_noise, sample, sampling_preset
 from cos_jax.wan.config import preset
 from cos_jax.wan.dit import init_dit
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up / compile
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():
@@ -52,8 +41,8 @@ def main():
     config = sampling_preset("paper").replace(steps=args.steps, boundary=None)
     seeds = list(range(args.worlds))
 
-    trajectory_s = _median_seconds(lambda: sample(model, cond, config, shape, seeds=seeds, policy=args.policy),
-                                   args.repeats)  # fmt: skip
+    trajectory_s = median_seconds(lambda: sample(model, cond, config, shape, seeds=seeds, policy=args.policy),
+                                  args.repeats, sync=lambda out: out)  # fmt: skip
 
     batch = 2 * args.worlds
     x = jnp.concatenate([initial_noise(seeds, shape)] * 2)
@@ -61,7 +50,7 @@ def main():
     ctx_b = jnp.broadcast_to(ctx, (batch, *ctx.shape[1:]))
     y_b = None if y is None else jnp.broadcast_to(y, (batch, *y.shape[1:]))
     forward = jax.jit(lambda m, x, t, c, y: m(x, t, c, y, policy=args.policy))
-    forward_s = _median_seconds(lambda: jax.block_until_ready(forward(model, x, t, ctx_b, y_b)), args.repeats)
+    forward_s = median_seconds(lambda: forward(model, x, t, ctx_b, y_b), args.repeats)
 
     result = {
         "device": jax.devices()[0].device_kind,

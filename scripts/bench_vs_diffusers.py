@@ -20,7 +20,6 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 import argparse
 import gc
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+from bench_common import median_seconds
 
 from cos_jax.arrays_io import atomic_write
 from cos_jax.convert.reference import diffusers_config
@@ -43,13 +43,7 @@ DTYPES = {"fp32": (torch.float32, jnp.float32), "bf16": (torch.bfloat16, jnp.bfl
 
 def timed(run, sync, repeats: int) -> float:
     """Median seconds of `repeats` calls of `run` after one warm-up call."""
-    sync(run())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sync(run())
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times), 4)
+    return round(median_seconds(run, repeats, sync), 4)
 
 
 def torch_sync(out):
@@ -179,7 +173,7 @@ def x0_decode(vae_name: str, latent, steps: int, batches: tuple[int, ...]) -> di
     return out
 
 
-def _pipeline_inputs(frames: int, height: int, width: int):
+def _pipeline_inputs(height: int, width: int):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (height, width, 3), np.uint8)
     return image, "a red ball rolls left over the table", "blue cube"
@@ -208,7 +202,7 @@ def _torch_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, ste
         boundary_ratio=0.875,
     )  # fmt: skip
     pipe.set_progress_bar_config(disable=True)
-    image, prompt, negative = _pipeline_inputs(frames, height, width)
+    image, prompt, negative = _pipeline_inputs(height, width)
     kwargs = dict(image=Image.fromarray(image), prompt=prompt, negative_prompt=negative, num_frames=frames,
                   height=height, width=width, num_inference_steps=steps, guidance_scale=5.0,
                   output_type="np")  # fmt: skip
@@ -228,7 +222,7 @@ def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps
         experts=(init_dit(cfg, param_dtype=jnp.bfloat16), init_dit(cfg, seed=1, param_dtype=jnp.bfloat16)),
         vae=init_vae(vae_preset(vae_name)), text_encoder=init_umt5(t5, param_dtype=jnp.bfloat16),
         tokenizer=PromptTokenizer(tokenizer_dir, cfg.text_len), boundary_ratio=0.875, source="random")  # fmt: skip
-    image, prompt, negative = _pipeline_inputs(frames, height, width)
+    image, prompt, negative = _pipeline_inputs(height, width)
     config = sampling_preset("paper").replace(steps=steps)
 
     def run():

@@ -93,6 +93,11 @@ class Perturbation:
                                      mode=self.mode, alpha=self.alpha))  # fmt: skip
 
 
+def perturb_settings(perturb: Perturbation | None) -> dict:
+    """The run-record entry of a perturbation: none for a clean run, so clean records stay as they were."""
+    return {} if perturb is None else {"perturb": dataclasses.asdict(perturb)}
+
+
 def parse_perturbation(text: str | None) -> Perturbation | None:
     """`MODE:step=S:alpha=A` or `MODE:frame=F:alpha=A` (e.g. `replace:step=20:alpha=1`); None for None."""
     if text is None:
@@ -151,7 +156,7 @@ class ToyGenerator:
         self.model = self.dit = None
         self.perturb = perturb
         self.settings = {
-            "perturb": None if perturb is None else dataclasses.asdict(perturb),
+            **perturb_settings(perturb),
             "weights": weights or "shipped toy_ema.npz",
             "resolution": self.spec.resolution,
             "frames": self.spec.frames,
@@ -180,8 +185,6 @@ class ToyGenerator:
         )
 
     def generate(self, requests: list[Request]) -> list[np.ndarray]:
-        import jax
-        from jax.sharding import NamedSharding, PartitionSpec
 
         from cos_jax.pipelines.toy import decode_video, toy_conditions
         from cos_jax.sampling import initial_noise, sample
@@ -194,12 +197,8 @@ class ToyGenerator:
         firsts = np.stack([prepare_frames(np.asarray(q.first_frame)[None], r, 1)[0] for q in worlds])
         cond = toy_conditions(self.model, self.spec, firsts, [q.prompt for q in worlds])
         noise = initial_noise([q.seed for q in worlds], self.spec.latent_shape)
-        split = NamedSharding(self.mesh, PartitionSpec("data"))
-        whole = NamedSharding(self.mesh, PartitionSpec())
-        cond = jax.tree.map(lambda a: jax.device_put(a, split if a.shape[0] == len(worlds) else whole), cond)
-        with jax.set_mesh(self.mesh):
-            plan = None if self.perturb is None else self.perturb.plan(self.config.steps, noise.shape[1], len(worlds))
-            traj = sample(self.dit, cond, self.config, noise=jax.device_put(noise, split), keep_steps=[], plan=plan)
+        plan = None if self.perturb is None else self.perturb.plan(self.config.steps, noise.shape[1], len(worlds))
+        traj = sample(self.dit, cond, self.config, noise=noise, keep_steps=[], plan=plan, mesh=self.mesh)
         videos = decode_video(self.spec, traj.latent[: len(requests)])
         return [prepare_frames(v, (q.height, q.width), q.num_frames) for v, q in zip(videos, requests, strict=True)]
 
@@ -258,7 +257,7 @@ def _wan(steps: int, guidance: float, batch: int, weights: str | None = None, **
     pipeline = WanI2V(load_components(weights), steps=steps, guidance=guidance, perturb=perturb)
     generator = FunctionGenerator("wan", pipeline.generate_video)
     generator.settings = {**generator.settings, "weights": str(weights), "steps": steps, "guidance": guidance,
-                          "perturb": None if perturb is None else dataclasses.asdict(perturb)}  # fmt: skip
+                          **perturb_settings(perturb)}  # fmt: skip
     return generator
 
 

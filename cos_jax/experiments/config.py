@@ -13,8 +13,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cos_jax.experiments.base import ExperimentError
 
 # Keys every experiment takes, with their defaults. Experiments add their own.
@@ -132,15 +130,15 @@ def check_mesh(spec: str) -> None:
     """A mesh spec that parses and uses every device there is (all processes'), else one clear line."""
     import jax
 
-    from cos_jax.parallel import parse_mesh_spec
+    from cos_jax.parallel import mesh_size, parse_mesh_spec
 
     try:
-        sizes = parse_mesh_spec(spec)
+        needed = mesh_size(parse_mesh_spec(spec))
     except ValueError as err:
         raise ExperimentError(f"mesh = {spec!r}: {err}") from None
-    if int(np.prod(list(sizes.values()))) != jax.device_count():
-        raise ExperimentError(f"mesh = {spec!r} needs {int(np.prod(list(sizes.values())))} devices; there are "
-                              f"{jax.device_count()} (e.g. mesh = \"data={jax.device_count()}\")")  # fmt: skip
+    if needed != jax.device_count():
+        raise ExperimentError(f"mesh = {spec!r} needs {needed} devices; there are {jax.device_count()} "
+                              f"(e.g. mesh = \"data={jax.device_count()}\")")  # fmt: skip
 
 
 def command_line(path: str | Path) -> str | None:

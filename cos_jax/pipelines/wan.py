@@ -369,7 +369,7 @@ class WanI2V:
         self.components = components
         self.config = sampling_config(components, preset, steps=steps, guidance=guidance)
         self.negative_prompt, self.resize, self.policy, self.cache_dir = negative_prompt, resize, policy, cache_dir
-        self.perturb = perturb  # a bench.generators.Perturbation, or None
+        self.perturb = perturb  # None, or noise for every trajectory: `.plan(steps, latent_frames, worlds)`
 
     def sample(self, prompt: str, first_frame, num_frames: int, height: int, width: int, seed: int) -> WanOutput:
         """The trajectory behind `generate_video` (final latent, no x̂0 kept; `perturb`'s noise injected)."""

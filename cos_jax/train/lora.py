@@ -84,11 +84,14 @@ def make_lora_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adamw(schedule, weight_decay=cfg.weight_decay))
 
 
-def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig, init: LoraParams | None = None) -> LoraState:
-    """Step 0 with fresh factors (PEFT init), or with `init` (a warm start from a trained LoRA)."""
+def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig, init: LoraParams | None = None, place=None) -> LoraState:
+    """Step 0 with fresh factors (PEFT init), or with `init` (a warm start from a trained LoRA); `place`
+    (factors -> placed factors, e.g. split like their kernels) runs before the optimizer state is made, so
+    that state lands where the factors are."""
     u_range(cfg.sigma_range, cfg.train.shift)  # refuse an empty range before anything runs
     key = jax.random.key(cfg.train.seed)
     lora = init_lora(dit, cfg.lora, jax.random.fold_in(key, 1)) if init is None else init
+    lora = lora if place is None else place(lora)
     opt_state = make_lora_optimizer(cfg.train).init(lora)
     return LoraState(jnp.zeros((), jnp.int32), lora, opt_state, jax.random.key_data(key))
 

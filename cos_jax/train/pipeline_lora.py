@@ -115,11 +115,9 @@ def train_pipeline_lora(
     with jax.set_mesh(device_mesh):
         graphdef, params = nnx.split(shard_model(expert_model, device_mesh), nnx.Param)
         del expert_model  # the unsharded copy
-        state = init_lora_state(dit_config, cfg, init_lora)
         dit = nnx.merge(graphdef, params)
-        state = init_lora_state(
-            dit_config, cfg, jax.device_put(state.lora, lora_shardings(dit, state.lora, device_mesh))
-        )
+        place = lambda lora: jax.device_put(lora, lora_shardings(dit, lora, device_mesh))
+        state = init_lora_state(dit_config, cfg, init_lora, place=place)
         replicated = NamedSharding(device_mesh, PartitionSpec())
         # counters, key and the optimizer's scalars on every device, so a restored state lands the same way
         state = jax.tree.map(lambda x: x if isinstance(x.sharding, NamedSharding) else jax.device_put(x, replicated),
