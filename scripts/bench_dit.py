@@ -9,12 +9,17 @@ whether the compiled program calls the cuDNN fused attention kernel. `--layers N
 the same devices); `--check` adds the largest difference from the one-device output, relative to its max.
 
     python scripts/bench_dit.py --preset i2v_a14b --size 720x1280x81 --mesh context=2 --check --out multi.jsonl
+
+`--profile DIR` traces one more forward with the JAX profiler and writes DIR/summary.json (device time per
+kernel class and the longest ops, see trace_summary.py) and DIR/hlo.txt.gz (the optimised HLO, to look
+the ops up in).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import statistics
 import time
@@ -24,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from bench_common import append_json_line, config_and_latent, time_runs
 from jax.sharding import NamedSharding
+from trace_summary import profile_call
 
 from cos_jax.parallel import make_mesh, shard_model
 from cos_jax.wan.dit import init_dit
@@ -41,6 +47,7 @@ def main():
     p.add_argument("--mesh", default="", help="spread the forward over devices, e.g. context=2 (sequence split)")
     p.add_argument("--check", action="store_true", help="with --mesh: compare with the one-device output")
     p.add_argument("--out", default=None, help="append the result as one JSON line to this file")
+    p.add_argument("--profile", default=None, help="trace one forward; summary and optimised HLO in this folder")
     args = p.parse_args()
 
     cfg, latent = config_and_latent(args.preset, args.size, args.layers)
@@ -98,6 +105,13 @@ def main():
     if reference is not None:
         out = np.asarray(compiled(model, x, t, ctx), np.float32)
         result["max_rel_diff_vs_one_device"] = float(np.abs(out - reference).max() / np.abs(reference).max())
+    if args.profile:
+        profile = profile_call(lambda: compiled(model, x, t, ctx), args.profile) | {"run": result}
+        with gzip.open(f"{args.profile}/hlo.txt.gz", "wt") as f:
+            f.write(hlo)
+        with open(f"{args.profile}/summary.json", "w") as f:
+            json.dump(profile, f, indent=1)
+        print(json.dumps(profile["classes"]))
     print(json.dumps(result))
     append_json_line(args.out, result)
 

@@ -2,20 +2,25 @@
 
     python scripts/bench_vae.py --preset wan21 --size 480x832x81 --compile-only
     python scripts/bench_vae.py --preset wan22 --size 704x1280x121 --repeats 2 --out vae.json
+    python scripts/bench_vae.py --dtype bf16 --parts decode --profile trace_dir   # where decode's time goes
 
 Weights are random (the memory plan and speed do not depend on their values). `--compile-only` needs no
 accelerator memory: it lowers with abstract inputs and prints XLA's plan (arguments, outputs, temporaries).
+`--conv-precision default` lets float32 convs use TF32 on GPUs (PyTorch's default for convs); the
+shipped `highest` keeps them float32. `--profile DIR` traces one call of each part (trace_summary.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from trace_summary import profile_call
 
 from cos_jax.wan.vae import abstract_vae, init_vae, vae_preset
 
@@ -31,15 +36,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--compile-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs (the fastest is reported)")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="weights and activations")
+    parser.add_argument("--conv-precision", default="highest", choices=["highest", "high", "default"])
+    parser.add_argument("--parts", default="decode,encode")
+    parser.add_argument("--profile", default=None, help="trace one call of each part; summaries in this folder")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    cfg = vae_preset(args.preset)
+    cfg = dataclasses.replace(vae_preset(args.preset), conv_precision=args.conv_precision)
+    dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}[args.dtype]
     h, w, t = (int(v) for v in args.size.split("x"))
     s = cfg.spatial_stride
-    latent = jax.ShapeDtypeStruct((args.batch, cfg.latent_frames(t), h // s, w // s, cfg.z_dim), jnp.float32)
-    video = jax.ShapeDtypeStruct((args.batch, t, h, w, 3), jnp.float32)
-    model = abstract_vae(cfg) if args.compile_only else init_vae(cfg)
+    latent = jax.ShapeDtypeStruct((args.batch, cfg.latent_frames(t), h // s, w // s, cfg.z_dim), dtype)
+    video = jax.ShapeDtypeStruct((args.batch, t, h, w, 3), dtype)
+    model = abstract_vae(cfg, dtype) if args.compile_only else init_vae(cfg, param_dtype=dtype)
     graphdef, state = nnx.split(model)
 
     def decode(state, z):
@@ -48,8 +58,10 @@ def main() -> None:
     def encode(state, x):
         return nnx.merge(graphdef, state).encode(x)
 
-    report = {"preset": args.preset, "size": args.size, "batch": args.batch, "device": str(jax.devices()[0])}
-    for name, fn, arg in (("decode", decode, latent), ("encode", encode, video)):
+    report = {"preset": args.preset, "size": args.size, "batch": args.batch, "device": str(jax.devices()[0]),
+              "dtype": args.dtype, "conv_precision": args.conv_precision}  # fmt: skip
+    parts = [p for p in (("decode", decode, latent), ("encode", encode, video)) if p[0] in args.parts.split(",")]
+    for name, fn, arg in parts:
         start = time.perf_counter()
         compiled = jax.jit(fn).lower(state, arg).compile()
         entry = {"compile_s": round(time.perf_counter() - start, 2)}
@@ -69,8 +81,14 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             entry["seconds"] = round(min(times), 3)
             stats = jax.devices()[0].memory_stats() or {}
-            if "peak_bytes_in_use" in stats:
+            if "peak_bytes_in_use" in stats:  # the process's peak so far, compilation's autotuning included
                 entry["peak_gib"] = _gib(stats["peak_bytes_in_use"])
+            if args.profile:
+                call = lambda compiled=compiled, x=x: compiled(state, x)
+                summary = profile_call(call, f"{args.profile}/{name}")
+                with open(f"{args.profile}/{name}_summary.json", "w") as f:
+                    json.dump(summary, f, indent=1)
+                entry["profile_classes"] = summary["classes"]
         report[name] = entry
         print(name, entry, flush=True)
     if args.out:

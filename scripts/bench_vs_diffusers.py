@@ -1,6 +1,6 @@
 """cos-jax and diffusers side by side in one process on one GPU: DiT forward (batch 1 and 2), VAE encode and
-decode (fp32 and bf16), batched x̂0 decoding (seconds per decoded step, cos-jax) and a whole I2V sample
-(umT5, 50 CFG steps over both experts, VAE decode); random full-size weights; seconds, peaks, ratios as JSON.
+decode (fp32, tf32, bf16), batched x̂0 decoding (seconds per decoded step, cos-jax) and a whole I2V sample
+(umT5, CFG steps over both experts, VAE decode); random full-size weights; seconds, peaks, ratios as JSON.
 
     python scripts/bench_vs_diffusers.py --out benchmarks/vs_diffusers_h200.json        # GPU, full size
     JAX_PLATFORMS=cpu python scripts/bench_vs_diffusers.py --tiny --out /tmp/vs.json    # a smoke run on CPU
@@ -9,6 +9,12 @@ Each measurement builds its model on the device, runs once to compile/warm up an
 `--repeats` timed runs (torch: after `cuda.synchronize`; JAX: after `block_until_ready`). PyTorch runs
 first and frees its memory before JAX allocates (JAX's preallocation is turned off), so neither side's
 memory limits the other. diffusers' attention is its default (PyTorch SDPA, which picks cuDNN/flash on GPUs).
+
+VAE precisions: `fp32` is float32 arithmetic on both sides (PyTorch's TF32 switched off, cos-jax's shipped
+`conv_precision="highest"`); `tf32` lets float32 convs and matmuls use TF32 tensor cores on both sides
+(PyTorch's default for convs, cos-jax `conv_precision="default"`); `bf16` is bfloat16 weights and
+activations. The whole-sample comparison decodes with an fp32 VAE at PyTorch's default (TF32 convs) on
+both sides, and x̂0 decoding uses the same.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import argparse
+import dataclasses
 import gc
 import json
 import time
@@ -38,7 +45,17 @@ from cos_jax.wan.t5 import UMT5_XXL
 from cos_jax.wan.vae import init_vae, vae_preset
 
 TORCH_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-DTYPES = {"fp32": (torch.float32, jnp.float32), "bf16": (torch.bfloat16, jnp.bfloat16)}
+# precision -> (torch dtype, jax dtype, TF32 allowed, cos-jax conv precision)
+VAE_PRECISIONS = {
+    "fp32": (torch.float32, jnp.float32, False, "highest"),
+    "tf32": (torch.float32, jnp.float32, True, "default"),
+    "bf16": (torch.bfloat16, jnp.bfloat16, False, "highest"),
+}
+
+
+def allow_tf32(on: bool) -> None:
+    torch.backends.cudnn.allow_tf32 = on
+    torch.backends.cuda.matmul.allow_tf32 = on
 
 
 def timed(run, sync, repeats: int) -> float:
@@ -128,22 +145,34 @@ def _torch_vae(cfg, z, video, dtype, repeats: int) -> dict:
     return out
 
 
+def _plan_gib(compiled) -> float | None:
+    """XLA's memory plan of a compiled call: arguments + outputs + temporaries (GiB)."""
+    mem = compiled.memory_analysis()
+    total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes if mem else None
+    return None if total is None else round(total / 2**30, 2)
+
+
 def _jax_vae(cfg, z, video, dtype, repeats: int) -> dict:
-    """cos-jax's side; its peak is the process's so far (JAX cannot reset it), so VAE runs come after DiT."""
+    """cos-jax's side: times, XLA's memory plan of each call, and the process's peak so far (which includes
+    the autotuning scratch of compilation; JAX cannot reset it)."""
     model = init_vae(cfg, param_dtype=dtype)
-    decode, encode = jax.jit(lambda m, z: m.decode(z)), jax.jit(lambda m, v: m.encode(v))
     jz, jv = jnp.asarray(z, dtype), jnp.asarray(video, dtype)
+    decode = jax.jit(lambda m, z: m.decode(z)).lower(model, jz).compile()
+    encode = jax.jit(lambda m, v: m.encode(v)).lower(model, jv).compile()
     return {
         "decode_cos_jax_s": timed(lambda: decode(model, jz), jax.block_until_ready, repeats),
+        "decode_cos_jax_plan_gib": _plan_gib(decode),
         "encode_cos_jax_s": timed(lambda: encode(model, jv), jax.block_until_ready, repeats),
-        "cos_jax_peak_gib": jax_peak_gib(),
-    }  # fmt: skip  (the process's peak so far: JAX cannot reset it)
+        "encode_cos_jax_plan_gib": _plan_gib(encode),
+        "cos_jax_process_peak_gib": jax_peak_gib(),
+    }
 
 
 def vae_pair(name: str, latent: tuple[int, int, int], frames: int, precision: str, repeats: int) -> dict:
     """VAE decode of a latent [1, F, H, W, z] and encode of its video size, in `precision` on both sides."""
-    cfg = vae_preset(name)
-    torch_dtype, jax_dtype = DTYPES[precision]
+    torch_dtype, jax_dtype, tf32, conv_precision = VAE_PRECISIONS[precision]
+    cfg = dataclasses.replace(vae_preset(name), conv_precision=conv_precision)
+    allow_tf32(tf32)
     s = cfg.spatial_stride
     rng = np.random.default_rng(0)
     z = rng.standard_normal((1, *latent, cfg.z_dim)).astype(np.float32)
@@ -157,10 +186,10 @@ def vae_pair(name: str, latent: tuple[int, int, int], frames: int, precision: st
 
 
 def x0_decode(vae_name: str, latent, steps: int, batches: tuple[int, ...]) -> dict:
-    """cos-jax: x̂0 of `steps` steps decoded with `decode_many` in batches: seconds per decoded step (fp32)."""
+    """cos-jax: x̂0 of `steps` steps decoded with `decode_many` in batches: seconds per decoded step (tf32)."""
     from cos_jax.wan.vae.model import decode_many
 
-    cfg = vae_preset(vae_name)
+    cfg = dataclasses.replace(vae_preset(vae_name), conv_precision="default")
     model = init_vae(cfg)
     z = jnp.asarray(np.random.default_rng(0).standard_normal((steps, *latent, cfg.z_dim)), jnp.float32)
     out = {"steps": steps}
@@ -220,7 +249,8 @@ def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps
 
     components = Components(
         experts=(init_dit(cfg, param_dtype=jnp.bfloat16), init_dit(cfg, seed=1, param_dtype=jnp.bfloat16)),
-        vae=init_vae(vae_preset(vae_name)), text_encoder=init_umt5(t5, param_dtype=jnp.bfloat16),
+        vae=init_vae(dataclasses.replace(vae_preset(vae_name), conv_precision="default")),
+        text_encoder=init_umt5(t5, param_dtype=jnp.bfloat16),
         tokenizer=PromptTokenizer(tokenizer_dir, cfg.text_len), boundary_ratio=0.875, source="random")  # fmt: skip
     image, prompt, negative = _pipeline_inputs(height, width)
     config = sampling_preset("paper").replace(steps=steps)
@@ -242,14 +272,17 @@ def pipeline_pair(cfg: DiTConfig, t5, vae_name: str, latent, steps: int, repeats
     vae = vae_preset(vae_name)
     frames = vae.temporal_stride * (latent[0] - 1) + 1
     height, width = latent[1] * vae.spatial_stride, latent[2] * vae.spatial_stride
+    allow_tf32(False)
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default: TF32 convs (the VAE), float32 matmuls
     with tempfile.TemporaryDirectory() as tmp:
         write_tokenizer(tmp)
         args = (cfg, t5, vae_name, tmp, frames, height, width, steps, repeats)
         torch_s, torch_mem = _torch_pipeline(*args)
         free_torch()
         jax_s, jax_mem = _jax_pipeline(*args)
-    return {"steps": steps, "cos_jax_s": jax_s, "diffusers_s": torch_s, "speedup": round(torch_s / jax_s, 3),
-            "cos_jax_peak_gib": jax_mem, "diffusers_peak_gib": torch_mem}  # fmt: skip
+    return {"steps": steps, "vae": "fp32 weights, TF32 convs on both sides", "cos_jax_s": jax_s,
+            "diffusers_s": torch_s, "speedup": round(torch_s / jax_s, 3), "cos_jax_peak_gib": jax_mem,
+            "diffusers_peak_gib": torch_mem}  # fmt: skip
 
 
 def main() -> None:
@@ -284,7 +317,7 @@ def main() -> None:
             result[f"dit_batch{batch}"] = dit_pair(cfg, latent, batch, args.repeats)
             print(f"DiT forward, batch {batch}:", result[f"dit_batch{batch}"], flush=True)
     if "vae" in parts:
-        for precision in ("fp32", "bf16"):
+        for precision in VAE_PRECISIONS:
             result[f"vae_{precision}"] = vae_pair(args.vae, latent, frames, precision, args.repeats)
             print(f"VAE {precision}:", result[f"vae_{precision}"], flush=True)
     if "x0decode" in parts:

@@ -1,0 +1,147 @@
+"""Self-attention kernels at the DiT's shape on one GPU, seconds and TFLOP/s per call and the largest
+difference from plain cuDNN: cuDNN (jax.nn.dot_product_attention) as is, on keys padded to a multiple of 128
+(masked by length), on whole 128-key blocks with the remainder folded in by log-sum-exp (in XLA, or by a
+second cuDNN call: what `attention(..., "cudnn")` does), a timing probe on whole blocks only, and the
+Pallas Mosaic-GPU flash kernel of Hopper (float16 operands, as it takes them).
+
+    python scripts/bench_attention.py --tokens 32760 --heads 40 --out benchmarks/attention_h200.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from bench_common import time_runs
+
+from cos_jax.arrays_io import atomic_write
+
+
+def cudnn(q, k, v):
+    return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+
+
+def cudnn_padded(q, k, v, multiple: int = 128):
+    """cuDNN on sequences padded to a multiple of `multiple`, the padding masked out by sequence lengths."""
+    lq, lk = q.shape[1], k.shape[1]
+    pad = lambda x, n: jnp.pad(x, ((0, 0), (0, (-n) % multiple), (0, 0), (0, 0)))
+    lengths = lambda n: jnp.full((q.shape[0],), n, jnp.int32)
+    out = jax.nn.dot_product_attention(pad(q, lq), pad(k, lk), pad(v, lk), query_seq_lengths=lengths(lq),
+                                       key_value_seq_lengths=lengths(lk), implementation="cudnn")  # fmt: skip
+    return out[:, :lq]
+
+
+def cudnn_split(q, k, v, multiple: int = 128, stat_base2: bool = False):
+    """cuDNN on the largest multiple of `multiple` keys (with its log-sum-exp), the key remainder in XLA,
+    the two folded together by log-sum-exp: exact up to rounding."""
+    from jax._src.cudnn.fused_attention_stablehlo import dot_product_attention as fused
+
+    lk, d = k.shape[1], q.shape[-1]
+    whole = lk - lk % multiple
+    out, stat = fused(q, k[:, :whole], v[:, :whole], scale=d**-0.5, return_residual=True)
+    lse = stat.swapaxes(1, 2) * (jnp.log(2.0) if stat_base2 else 1.0)  # [B, N, T] -> [B, T, N]
+    logits = jnp.einsum("blnd,bknd->blnk", q, k[:, whole:], preferred_element_type=jnp.float32) * d**-0.5
+    lse_rest = jax.nn.logsumexp(logits, axis=-1)
+    rest = jnp.einsum("blnk,bknd->blnd", jax.nn.softmax(logits, axis=-1), v[:, whole:].astype(jnp.float32))
+    total = jnp.logaddexp(lse, lse_rest)
+    mixed = out.astype(jnp.float32) * jnp.exp(lse - total)[..., None] + rest * jnp.exp(lse_rest - total)[..., None]
+    return mixed.astype(q.dtype)
+
+
+def cudnn_split_two(q, k, v, multiple: int = 128):
+    """As `cudnn_split`, the key remainder also by cuDNN (padded to `multiple` keys, masked by length)."""
+    from jax._src.cudnn import fused_attention_stablehlo as fa
+
+    b, lk, d = q.shape[0], k.shape[1], q.shape[-1]
+    whole = lk - lk % multiple
+    out, stat = fa.dot_product_attention(q, k[:, :whole], v[:, :whole], scale=d**-0.5, return_residual=True)
+    pad = lambda x: jnp.pad(x[:, whole:], ((0, 0), (0, multiple - (lk - whole)), (0, 0), (0, 0)))
+    full = lambda n: jnp.full((b,), n, jnp.int32)
+    rest, stat_rest = fa.dot_product_attention(q, pad(k), pad(v), q_seqlen=full(q.shape[1]), kv_seqlen=full(lk - whole),
+                                               scale=d**-0.5, mask_type=fa.MaskType.PADDING,
+                                               return_residual=True)  # fmt: skip
+    lse, lse_rest = stat.swapaxes(1, 2)[..., None], stat_rest.swapaxes(1, 2)[..., None]
+    total = jnp.logaddexp(lse, lse_rest)
+    mixed = out.astype(jnp.float32) * jnp.exp(lse - total) + rest.astype(jnp.float32) * jnp.exp(lse_rest - total)
+    return mixed.astype(q.dtype)
+
+
+def probe(q_len: int, k_len: int):
+    """Timing probe: cuDNN on the first q_len queries and k_len keys (not the same computation)."""
+    return lambda q, k, v: jax.nn.dot_product_attention(q[:, :q_len], k[:, :k_len], v[:, :k_len],
+                                                        implementation="cudnn")  # fmt: skip
+
+
+def mgpu(block_q: int, block_kv: int, steps: int):
+    """The Mosaic-GPU kernel (float16 operands, as it takes them) with the key remainder folded in."""
+    from jax.experimental.pallas.ops.gpu import attention_mgpu as ops
+
+    config = ops.TuningConfig(block_q=block_q, block_kv=block_kv, max_concurrent_steps=steps)
+
+    def run(q, k, v):
+        lq, lk, d = q.shape[1], k.shape[1], q.shape[-1]
+        tile = 2 * block_q
+        scaled = (q.astype(jnp.float32) / d**0.5).astype(q.dtype)  # the kernel applies no scale
+        qp = jnp.pad(scaled, ((0, 0), (0, (-lq) % tile), (0, 0), (0, 0)))
+        whole = lk - lk % block_kv
+        f16 = lambda x: x.astype(jnp.float16)
+        out, (lse2,) = ops.attention(f16(qp), f16(k[:, :whole]), f16(v[:, :whole]), config, save_residuals=True)
+        lse = lse2[:, :, :lq].swapaxes(1, 2) * jnp.log(2.0)  # base-2 [B, N, L] -> natural [B, L, N]
+        out = out[:, :lq].astype(jnp.float32)
+        if whole == lk:
+            return out.astype(q.dtype)
+        logits = jnp.einsum("blnd,bknd->blnk", q, k[:, whole:], preferred_element_type=jnp.float32) / d**0.5
+        lse_rest = jax.nn.logsumexp(logits, axis=-1)
+        rest = jnp.einsum("blnk,bknd->blnd", jax.nn.softmax(logits, axis=-1), v[:, whole:].astype(jnp.float32))
+        total = jnp.logaddexp(lse, lse_rest)
+        w_main, w_rest = jnp.exp(lse - total)[..., None], jnp.exp(lse_rest - total)[..., None]
+        return (out * w_main + rest * w_rest).astype(q.dtype)
+
+    return run
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tokens", type=int, default=32760)
+    p.add_argument("--heads", type=int, default=40)
+    p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out")
+    args = p.parse_args()
+
+    shape = (1, args.tokens, args.heads, args.head_dim)
+    q, k, v = (jax.random.normal(jax.random.key(i), shape, jnp.bfloat16) for i in range(3))
+    flops = 4 * args.tokens**2 * args.heads * args.head_dim
+    whole = args.tokens - args.tokens % 128
+    candidates = {"cudnn": cudnn, "cudnn_padded_128": cudnn_padded, "cudnn_split128": cudnn_split,
+                  "cudnn_split128_two": cudnn_split_two,
+                  f"probe_q{args.tokens}_k{whole}": probe(None, whole)}  # fmt: skip
+    for bq, bkv, steps in ((64, 128, 2),):
+        candidates[f"mgpu_q{bq}_kv{bkv}_s{steps}"] = mgpu(bq, bkv, steps)
+    reference = None
+    result = {"device": jax.devices()[0].device_kind, "jax": jax.__version__, "shape": list(shape), "kernels": {}}
+    for name, fn in candidates.items():
+        try:
+            run = jax.jit(fn)
+            seconds = statistics.median(time_runs(lambda run=run: run(q, k, v), args.repeats))
+            out = run(q, k, v).astype(jnp.float32)
+        except Exception as e:  # a kernel that does not build here is reported, not fatal
+            result["kernels"][name] = {"error": str(e).splitlines()[0][:200]}
+            print(name, "failed:", result["kernels"][name]["error"], flush=True)
+            continue
+        reference = out if reference is None else reference
+        diff = None if name.startswith("probe") else float(jnp.abs(out - reference).max())
+        entry = {"seconds": round(seconds, 5), "tflops_per_s": round(flops / seconds / 1e12, 1),
+                 "max_abs_diff_vs_cudnn": diff}  # fmt: skip
+        result["kernels"][name] = entry
+        print(name, entry, flush=True)
+    if args.out:
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
+
+
+if __name__ == "__main__":
+    main()
