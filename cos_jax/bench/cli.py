@@ -1,4 +1,5 @@
-"""`cos-jax bench run | evaluate`: generate videos for a VBVR-Bench-style folder, then score them.
+"""`cos-jax bench run | evaluate | compare`: generate videos for a VBVR-Bench-style folder, score them, and
+compare perturbed runs with the clean one.
 
 The main CLI registers these with ``add_commands(subparsers)``.
 """
@@ -54,7 +55,8 @@ def _evaluate(args) -> int:
     if not any((e.folder / "meta.json").is_file() for e in entries):
         print(
             f"error: the samples under {args.data} carry no cos-jax meta.json (VBVR-Bench-Data?); score them with "
-            f"VBVR-EvalKit: python run_evaluation.py --model_path {args.out} --gt_base {args.data}",
+            f"VBVR-EvalKit: python run_evaluation.py --model_path {args.out} --gt_base {args.data} "
+            f"--output_dir {args.out}",
             file=sys.stderr,
         )
         return 2
@@ -63,6 +65,26 @@ def _evaluate(args) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     return score_videos(args.out, args.data, args.json)
+
+
+def _compare(args) -> int:
+    from cos_jax.bench.compare import CompareError, compare_runs, load_run, write_compare_report
+
+    try:
+        runs = [load_run(folder, args.scores) for folder in [args.clean, *args.perturbed]]
+        results = compare_runs(runs[0], runs[1:], n_boot=args.n_boot)
+    except (CompareError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    command = " ".join(["cos-jax bench compare", args.clean, *args.perturbed, "--report", args.report,
+                        "--scores", args.scores])  # fmt: skip
+    report = write_compare_report(results, args.report, command)
+    for s in results["settings"]:
+        sc = s["score"]
+        print(f"{s['label']:<32} n={sc['n']:<5} clean {sc['clean']:.3f}  perturbed {sc['perturbed']:.3f}  "
+              f"drop {sc['drop']:+.3f} [{sc['drop_low']:+.3f}, {sc['drop_high']:+.3f}]")  # fmt: skip
+    print(f"report: {report}")
+    return 0
 
 
 def add_commands(subparsers) -> None:
@@ -101,3 +123,17 @@ def add_commands(subparsers) -> None:
     e.add_argument("out", help="videos folder written by `cos-jax bench run`")
     e.add_argument("--json", help="results file (default: OUT/cos_jax_results.json)")
     e.set_defaults(func=_evaluate)
+
+    c = sub.add_parser("compare", help="paired score drops of perturbed runs against the clean run, with a report",
+                       description="Pairs each perturbed run's samples with the clean run's (same bench, model and "
+                       "settings but the perturbation) and reports the score drop per setting and task with 95 % "
+                       "bootstrap intervals, figures against the perturbed step or frame, results.json and "
+                       "report.{md,html}.")  # fmt: skip
+    c.add_argument("clean", help="OUT of the clean run (`cos-jax bench run`)")
+    c.add_argument("perturbed", nargs="+", help="OUTs of perturbed runs (`cos-jax bench run --perturb ...`)")
+    c.add_argument("--report", required=True, help="folder for results.json, figures and report.{md,html}")
+    c.add_argument("--scores", default="cos-jax", choices=("cos-jax", "evalkit"),
+                   help="per-sample scores from `cos-jax bench evaluate` (OUT/cos_jax_results.json) or from "
+                   "VBVR-EvalKit (OUT/*_vbvr_results.json: run_evaluation.py --output_dir OUT)")  # fmt: skip
+    c.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples per interval")
+    c.set_defaults(func=_compare)
