@@ -9,7 +9,16 @@ from flax import nnx
 
 from cos_jax.convert import vae_keys
 from cos_jax.convert.dit_keys import KeyMismatchError
-from cos_jax.wan.vae import VAEConfig, abstract_vae, count_params, decode_many, vae_decode, vae_encode, vae_preset
+from cos_jax.wan.vae import (
+    VAEConfig,
+    abstract_vae,
+    count_params,
+    decode_many,
+    vae_decode,
+    vae_encode,
+    vae_preset,
+    with_conv_precision,
+)
 
 pytest.importorskip("diffusers")
 from cos_jax.convert import vae_reference
@@ -127,6 +136,29 @@ def test_single_frame_shapes_and_batched_decoding():
     np.testing.assert_allclose(many[:2], np.asarray(pairs), atol=1e-6)
     half = np.asarray(vae_decode(model, jnp.concatenate([z3[2:], z3[2:]]), True))  # same shape: no new compile
     np.testing.assert_allclose(many[2:], half[:1], atol=1e-6)
+
+
+def test_tf32_switch_reaches_every_conv():
+    """`with_conv_precision(vae, "tf32")` leaves no float32-forced conv or matmul in the program (the
+    lowered StableHLO carries no HIGHEST precision); on CPU the values do not change."""
+    from cos_jax.pipelines.components import load_components
+
+    cfg = SMALL["wan21"]
+    model = vae_keys.vae_from_state_dict(_random_weights(cfg, 0), cfg)
+    z = jnp.asarray(np.random.default_rng(1).standard_normal((1, 2, 2, 2, 16)), jnp.float32)
+    highest = lambda m: jax.jit(lambda m, z: m.decode(z)).lower(m, z).as_text().count("HIGHEST")
+    before, forced = np.asarray(vae_decode(model, z)), highest(model)
+    assert forced > 20  # every conv and attention matmul
+    with_conv_precision(model, "tf32")
+    assert highest(model) == 0 and model.config.conv_precision == "default"
+    assert {m.precision for _, m in nnx.iter_modules(model) if hasattr(m, "precision")} == {"default"}
+    np.testing.assert_allclose(np.asarray(vae_decode(model, z)), before, atol=1e-6)
+    with_conv_precision(model, "fp32")
+    assert highest(model) == forced
+    with pytest.raises(ValueError, match=r"VAE precision 'fp16'; choose one of \['fp32', 'tf32'\]"):
+        with_conv_precision(model, "fp16")
+    with pytest.raises(ValueError, match=r"VAE precision 'bf16'"):
+        load_components("no-such-folder", vae_precision="bf16")  # refused before anything is read
 
 
 OFFICIAL_SHAPES = {

@@ -124,18 +124,30 @@ def _check_diffusers_folder(folder: Path) -> None:
         )
 
 
-def load_components(path: str | os.PathLike, *, param_dtype=jnp.float32, progress: bool = False) -> Components:
+def load_components(
+    path: str | os.PathLike, *, param_dtype=jnp.float32, vae_precision: str = "fp32", progress: bool = False
+) -> Components:
     """Build the pipeline components from a diffusers-format folder, converting in memory.
 
-    DiT and umT5 parameters are stored in `param_dtype` (float32 or bfloat16); the VAE stays float32.
+    DiT and umT5 parameters are stored in `param_dtype` (float32 or bfloat16); the VAE stays float32, its
+    arithmetic float32 (`vae_precision="fp32"`) or TF32 on NVIDIA GPUs (`"tf32"`, see `with_conv_precision`).
     Raises `FileNotFoundError` / `ValueError` naming the missing or wrong piece and the fix.
     """
+    from cos_jax.wan.vae import VAE_PRECISIONS, with_conv_precision
+
+    if vae_precision not in VAE_PRECISIONS:
+        raise ValueError(f"VAE precision {vae_precision!r}; choose one of {sorted(VAE_PRECISIONS)}")
+    components = _load_components(Path(path), param_dtype, progress)
+    with_conv_precision(components.vae, vae_precision)
+    return components
+
+
+def _load_components(folder: Path, param_dtype, progress: bool) -> Components:
     from cos_jax.convert.layouts import discover
     from cos_jax.convert.load import dit_from_state_dict
     from cos_jax.convert.t5_keys import umt5_from_state_dict
     from cos_jax.convert.vae_keys import vae_from_state_dict
 
-    folder = Path(path)
     if (folder / CONVERTED_MANIFEST).is_file():
         return _load_converted(folder, param_dtype)
     _check_diffusers_folder(folder)

@@ -81,7 +81,7 @@ def _run(args) -> int:
         raise ValueError("--prompt is required with a pipeline folder")
     image = read_image(args.image) if args.image else None
     param_dtype = jnp.bfloat16 if args.policy == "bf16" else jnp.float32
-    components = load_components(args.model, param_dtype=param_dtype, progress=True)
+    components = load_components(args.model, param_dtype=param_dtype, vae_precision=args.vae_precision, progress=True)
     wan.check_image_use(components, image is not None)
     kind = components.model_type
     size = args.size

@@ -169,6 +169,8 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("--decode-steps", default=None, help="pipeline: decode x̂0 at these steps, e.g. 0-19,45-49 or all")
     p.add_argument("--decode-batch", type=int, default=None, help="pipeline: videos per VAE call (default: all)")
+    p.add_argument("--vae-precision", default="fp32", choices=("fp32", "tf32"),
+                   help="pipeline: VAE arithmetic, float32 or TF32 on NVIDIA GPUs (~6x faster decode)")  # fmt: skip
     p.add_argument("--fps", type=int, default=None, help="pipeline: mp4 frame rate (default 16; TI2V 24)")
     p.add_argument("--cache-dir", default=None, help="pipeline: cache prompt embeddings in this folder")
     p.add_argument("--latent", default="5x8x8", help="latent FxHxW for non-toy models (21x60x104 = 480x832x81)")

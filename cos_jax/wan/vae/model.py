@@ -8,6 +8,7 @@ later latent frame → 4). Caches carry the causal state between chunks (see `bl
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 
@@ -237,6 +238,23 @@ class WanVAE(nnx.Module):
 
 def init_vae(cfg: VAEConfig, seed: int = 0, param_dtype=jnp.float32) -> WanVAE:
     return WanVAE(cfg, rngs=nnx.Rngs(seed), param_dtype=param_dtype)
+
+
+# --vae-precision names -> lax precision of the VAE's float32 convs and matmuls
+VAE_PRECISIONS = {"fp32": "highest", "tf32": "default"}
+
+
+def with_conv_precision(model: WanVAE, precision: str) -> WanVAE:
+    """The VAE with its convs and matmuls at `precision` ("fp32": float32 arithmetic, the default; "tf32": TF32
+    tensor cores on NVIDIA GPUs, PyTorch's default for convolutions, ~6x faster on an H200). In place."""
+    if precision not in VAE_PRECISIONS:
+        raise ValueError(f"VAE precision {precision!r}; choose one of {sorted(VAE_PRECISIONS)}")
+    lax_precision = VAE_PRECISIONS[precision]
+    for _, module in nnx.iter_modules(model):
+        if hasattr(module, "precision"):
+            module.precision = lax_precision
+    model.config = dataclasses.replace(model.config, conv_precision=lax_precision)
+    return model
 
 
 def abstract_vae(cfg: VAEConfig, param_dtype=jnp.float32) -> WanVAE:
