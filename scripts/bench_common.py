@@ -32,9 +32,11 @@ def append_json_line(path: str | None, result: dict) -> None:
         atomic_write(path, lambda tmp: Path(tmp).write_text(old + json.dumps(result) + "\n"))
 
 
-def time_runs(run: Callable, repeats: int, sync: Callable = jax.block_until_ready) -> list[float]:
-    """Seconds of `repeats` calls of `run` after one warm-up (compiling) call, each ended by `sync(result)`."""
-    sync(run())
+def time_runs(run: Callable, repeats: int, sync: Callable = jax.block_until_ready, warmup: bool = True) -> list[float]:
+    """Seconds of `repeats` calls of `run` after one warm-up (compiling) call unless `warmup=False`, each ended
+    by `sync(result)`."""
+    if warmup:
+        sync(run())
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

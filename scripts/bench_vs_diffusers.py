@@ -3,12 +3,15 @@ decode (fp32, tf32, bf16), batched x̂0 decoding (seconds per decoded step, cos-
 (umT5, CFG steps over both experts, VAE decode); random full-size weights; seconds, peaks, ratios as JSON.
 
     python scripts/bench_vs_diffusers.py --out benchmarks/vs_diffusers_h200.json        # GPU, full size
+    python scripts/bench_vs_diffusers.py --parts pipeline --repeats 1 --out pipeline.json   # ~16 min on an H200
     JAX_PLATFORMS=cpu python scripts/bench_vs_diffusers.py --tiny --out /tmp/vs.json    # a smoke run on CPU
 
 Each measurement builds its model on the device, runs once to compile/warm up and reports the median of
-`--repeats` timed runs (torch: after `cuda.synchronize`; JAX: after `block_until_ready`). PyTorch runs
-first and frees its memory before JAX allocates (JAX's preallocation is turned off), so neither side's
-memory limits the other. diffusers' attention is its default (PyTorch SDPA, which picks cuDNN/flash on GPUs).
+`--repeats` timed runs (torch: after `cuda.synchronize`; JAX: after `block_until_ready`); for the whole
+sample diffusers warms up on 2 steps (which run every kernel), cos-jax on the whole sample (which compiles
+its program). PyTorch runs first and frees its memory before JAX allocates (JAX's preallocation is turned
+off), so neither side's memory limits the other. diffusers' attention is its default (PyTorch SDPA, which
+picks cuDNN/flash on GPUs).
 
 VAE precisions: `fp32` is float32 arithmetic on both sides (PyTorch's TF32 switched off, cos-jax's shipped
 `conv_precision="highest"`); `tf32` lets float32 convs and matmuls use TF32 tensor cores on both sides
@@ -27,6 +30,7 @@ import argparse
 import dataclasses
 import gc
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -34,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-from bench_common import median_seconds
+from bench_common import median_seconds, time_runs
 
 from cos_jax.arrays_io import atomic_write
 from cos_jax.convert.reference import diffusers_config
@@ -236,8 +240,9 @@ def _torch_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, ste
                   height=height, width=width, num_inference_steps=steps, guidance_scale=5.0,
                   output_type="np")  # fmt: skip
     with torch.no_grad():
-        seconds = timed(lambda: pipe(**kwargs).frames, torch_sync, repeats)
-    return seconds, torch_peak_gib()
+        torch_sync(pipe(**{**kwargs, "num_inference_steps": 2}).frames)  # warm-up: every kernel, 2 steps
+        times = time_runs(lambda: pipe(**kwargs).frames, repeats, torch_sync, warmup=False)
+    return round(statistics.median(times), 4), torch_peak_gib()
 
 
 def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps, repeats) -> tuple[float, float]:
