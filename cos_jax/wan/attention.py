@@ -145,9 +145,22 @@ def _folded_bwd(attend_with_lse, plain, vjp, g):
 folded_attention.defvjp(_folded_fwd, _folded_bwd)
 
 
+@functools.cache
+def _cudnn_lse_available() -> bool:
+    """Whether this JAX's private cuDNN module returns the log-sum-exp (else the plain call is used)."""
+    import inspect
+
+    try:
+        from jax._src.cudnn import fused_attention_stablehlo as fused
+    except ImportError:
+        return False
+    params = inspect.signature(fused.dot_product_attention).parameters
+    return {"return_residual", "q_seqlen", "kv_seqlen", "mask_type"} <= set(params) and hasattr(fused, "MaskType")
+
+
 def _cudnn_attention(q, k, v):
     lk = k.shape[1]
-    if lk % KEY_BLOCK == 0 or lk < 2 * KEY_BLOCK:
+    if lk % KEY_BLOCK == 0 or lk < 2 * KEY_BLOCK or not _cudnn_lse_available():
         return _cudnn_plain(q, k, v)
     return folded_attention(q, k, v, _cudnn_with_lse, _cudnn_plain)
 
