@@ -24,8 +24,11 @@ def _run(args) -> int:
     try:
         shard = parse_shard(args.shard)
         list_samples(args.data)  # fail on a bad DATA folder before loading a model
+        if args.vae_precision and args.model != "wan":
+            raise ValueError(f"--vae-precision: the {args.model} backend has no VAE (only --model wan does)")
         options = {k: v for k, v in (("weights", args.weights), ("devices", args.devices),
-                                     ("perturb", parse_perturbation(args.perturb))) if v is not None}  # fmt: skip
+                                     ("perturb", parse_perturbation(args.perturb)),
+                                     ("vae_precision", args.vae_precision)) if v is not None}  # fmt: skip
         generator = make_generator(args.model, steps=args.steps, guidance=args.guidance, batch=args.batch, **options)
         summary = run_bench(args.data, args.out, generator, split=args.split, tasks=_tasks(args.tasks),
                             limit=args.limit, shard=shard, seed=args.seed, progress=not args.quiet)  # fmt: skip
@@ -115,6 +118,8 @@ def add_commands(subparsers) -> None:
     r.add_argument("--devices", type=int, help="toy: use the first N local devices (default: all)")
     r.add_argument("--perturb", help="noise in every trajectory (Fig. 3b): MODE:step=S:alpha=A or "
                    "MODE:frame=F:alpha=A, MODE replace, add or renoise; one OUT per setting")  # fmt: skip
+    r.add_argument("--vae-precision", choices=("fp32", "tf32"), help="wan: VAE arithmetic, float32 (default) or "
+                   "TF32 on NVIDIA GPUs (480p x 81 decode 9.2 -> 1.5 s on an H200)")  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=_run)
 

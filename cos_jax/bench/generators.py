@@ -251,13 +251,17 @@ def _wan(steps: int, guidance: float, batch: int, weights: str | None = None, **
     from cos_jax.pipelines.wan import WanI2V
 
     perturb = options.pop("perturb", None)
+    vae_precision = options.pop("vae_precision", "fp32")
     unknown = sorted(set(options) - {"devices"})
     if unknown:
         raise ValueError(f"--model wan does not take {', '.join(unknown)}")
-    pipeline = WanI2V(load_components(weights), steps=steps, guidance=guidance, perturb=perturb)
+    components = load_components(weights, vae_precision=vae_precision)
+    pipeline = WanI2V(components, steps=steps, guidance=guidance, perturb=perturb)
     generator = FunctionGenerator("wan", pipeline.generate_video)
+    # fp32 (the default) is not recorded, so the records of earlier runs still resume
+    precision = {} if vae_precision == "fp32" else {"vae_precision": vae_precision}
     generator.settings = {**generator.settings, "weights": str(weights), "steps": steps, "guidance": guidance,
-                          **perturb_settings(perturb)}  # fmt: skip
+                          **perturb_settings(perturb), **precision}  # fmt: skip
     return generator
 
 

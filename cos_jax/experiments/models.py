@@ -113,9 +113,10 @@ class ExperimentModel:
                 "latent_shape": list(self.latent_shape)}  # fmt: skip
 
 
-def load_model(source: str, resolution: int = 0, frames: int = 0) -> ExperimentModel:
+def load_model(source: str, resolution: int = 0, frames: int = 0, vae_precision: str = "fp32") -> ExperimentModel:
     """``"toy"`` (the shipped toy world), ``"toy-a14b"`` (its two-expert version) or a model folder;
-    `resolution` / `frames` 0 take the model's own."""
+    `resolution` / `frames` 0 take the model's own. `vae_precision` ("fp32", "tf32") is a model folder's
+    VAE arithmetic (the toys have no VAE)."""
     if source in TOY_KINDS:
         from cos_jax.pipelines.toy import load_toy, load_toy_a14b
 
@@ -128,10 +129,10 @@ def load_model(source: str, resolution: int = 0, frames: int = 0) -> ExperimentM
         experts = model.dit if isinstance(model.dit, tuple) else (model.dit,)
         return ExperimentModel(source, source, experts, spec.resolution, spec.frames, spec.latent_shape,
                                (model, spec))  # fmt: skip
-    return _load_folder(source, resolution, frames)
+    return _load_folder(source, resolution, frames, vae_precision)
 
 
-def _load_folder(source: str, resolution: int, frames: int) -> ExperimentModel:
+def _load_folder(source: str, resolution: int, frames: int, vae_precision: str) -> ExperimentModel:
     from cos_jax.pipelines import wan
     from cos_jax.pipelines.components import load_components
 
@@ -141,7 +142,7 @@ def _load_folder(source: str, resolution: int, frames: int) -> ExperimentModel:
             f"model {source!r} is neither 'toy', 'toy-a14b' nor an existing folder; pass --model toy, toy-a14b or DIR"
         )
     try:
-        comps = load_components(path)
+        comps = load_components(path, vae_precision=vae_precision)
     except (FileNotFoundError, ValueError, KeyError) as err:
         raise ExperimentError(f"cannot load model folder {source}: {err}") from None
     if comps.model_type != "i2v":

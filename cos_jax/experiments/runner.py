@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from cos_jax.arrays_io import atomic_write
 from cos_jax.experiments.base import Experiment, ExperimentError, Point
+from cos_jax.experiments.config import COMMON
 
 FORMAT = 1
 IDENTITY = "experiment.json"
@@ -85,6 +86,10 @@ def check_out(out: Path, identity: dict) -> None:
     ident = out / IDENTITY
     if ident.is_file():
         theirs = json.loads(ident.read_text())
+        # a common key added since that run was made counts as its default there
+        added = {k: v for k, v in COMMON.items() if k not in theirs.get("config", {}) and k in identity["config"]}
+        if "config" in theirs:
+            theirs = {**theirs, "config": {**added, **theirs["config"]}}
         if theirs != identity:
             diff = sorted(k for k in set(theirs.get("config", {})) | set(identity["config"])
                           if theirs.get("config", {}).get(k) != identity["config"].get(k))  # fmt: skip
@@ -205,7 +210,7 @@ def _prepare(config: dict, model=None):
     from cos_jax.experiments.models import load_model
 
     exp = get_experiment(config["experiment"])
-    model = model or load_model(config["model"], config["resolution"], config["frames"])
+    model = model or load_model(config["model"], config["resolution"], config["frames"], config["vae_precision"])
     check_model_kind(config, model)
     exp.check(config, model.describe() | {"num_steps": config["steps"]})
     return exp, model

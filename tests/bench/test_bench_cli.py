@@ -73,6 +73,7 @@ def test_cli_errors(tmp_path, still, capsys):
         (["bench", "run", str(tmp_path / "missing"), str(tmp_path / "out")], "does not exist"),
         (["bench", "run", str(data / "In-Domain"), str(tmp_path / "out")], "pass the folder above it"),
         (["bench", "evaluate", str(data), str(tmp_path / "none")], "no videos folder"),
+        ([*run, "--vae-precision", "tf32"], "the still backend has no VAE (only --model wan does)"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

@@ -269,3 +269,15 @@ def test_a_bench_run_under_a_perturbation(tmp_path):
     clean = latent(None)
     np.testing.assert_array_equal(latent(Perturbation("replace", 0.0, step=2)), clean)
     assert np.abs(latent(Perturbation("replace", 1.0, frame=1)) - clean).max() > 0.1
+
+
+def test_wan_backend_vae_precision(tmp_path):
+    """`--vae-precision tf32` reaches the loaded VAE and the run record; the default fp32 is not recorded."""
+    from cos_jax.pipelines.wan_reference import build_tiny_pipeline
+
+    build_tiny_pipeline(tmp_path / "i2v", "i2v-a14b")
+    default = make_generator("wan", steps=2, weights=str(tmp_path / "i2v"))
+    tf32 = make_generator("wan", steps=2, weights=str(tmp_path / "i2v"), vae_precision="tf32")
+    assert "vae_precision" not in default.settings and tf32.settings["vae_precision"] == "tf32"
+    assert default.fn.__self__.components.vae.config.conv_precision == "highest"
+    assert tf32.fn.__self__.components.vae.config.conv_precision == "default"

@@ -32,6 +32,7 @@ def test_overrides_are_typed():
         (["experiment=nothing"], "unknown experiment 'nothing'; choose one of"),
         (["per_task=0"], "per_task = 0 must be >= 1"),
         (["policy=fp16"], "policy = 'fp16'; choose 'fp32' or 'bf16'"),
+        (["vae_precision=bf16"], "vae_precision = 'bf16'; choose 'fp32' or 'tf32'"),
     ],
 )
 def test_bad_overrides_name_the_key(sets, message):

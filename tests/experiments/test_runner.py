@@ -61,6 +61,22 @@ def test_rerun_is_bit_identical_and_skips_done_points(reference, toy, monkeypatc
     assert (out / "results.json").read_bytes() == before
 
 
+def test_a_common_key_added_later_resumes_at_its_default(reference, toy, tmp_path, monkeypatch):
+    """A folder made before a common key existed (no `vae_precision` in its identity) resumes with the key
+    at its default, and is refused with another value."""
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(reference[0], out)
+    identity = json.loads((out / "experiment.json").read_text())
+    del identity["config"]["vae_precision"]
+    (out / "experiment.json").write_text(json.dumps(identity))
+    monkeypatch.setattr(Perturb, "run_point", lambda *a: pytest.fail("a finished point ran again"))
+    run(load_config(PERTURB, TINY), out, progress=False, model=toy)
+    with pytest.raises(ExperimentError, match="config keys vae_precision differ"):
+        run(load_config(PERTURB, [*TINY, "vae_precision=tf32"]), out, progress=False, model=toy)
+
+
 def test_killed_run_resumes_to_the_same_results(reference, toy, tmp_path, monkeypatch):
     out = tmp_path / "killed"
     calls, original = [], Perturb.run_point
