@@ -14,8 +14,8 @@ off), so neither side's memory limits the other. diffusers' attention is its def
 picks cuDNN/flash on GPUs).
 
 VAE precisions: `fp32` is float32 arithmetic on both sides (PyTorch's TF32 switched off, cos-jax's shipped
-`conv_precision="highest"`); `tf32` lets float32 convs and matmuls use TF32 tensor cores on both sides
-(PyTorch's default for convs, cos-jax `conv_precision="default"`); `bf16` is bfloat16 weights and
+`fp32` VAE precision); `tf32` lets float32 convs and matmuls use TF32 tensor cores on both sides
+(PyTorch's default for convs, cos-jax `with_conv_precision(vae, "tf32")`); `bf16` is bfloat16 weights and
 activations. The whole-sample comparison decodes with an fp32 VAE at PyTorch's default (TF32 convs) on
 both sides, and x̂0 decoding uses the same.
 """
@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import argparse
-import dataclasses
 import gc
 import json
 import statistics
@@ -46,14 +45,14 @@ from cos_jax.convert.vae_reference import diffusers_vae_config
 from cos_jax.wan.config import DiTConfig, preset
 from cos_jax.wan.dit import init_dit
 from cos_jax.wan.t5 import UMT5_XXL
-from cos_jax.wan.vae import init_vae, vae_preset
+from cos_jax.wan.vae import init_vae, vae_preset, with_conv_precision
 
 TORCH_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-# precision -> (torch dtype, jax dtype, TF32 allowed, cos-jax conv precision)
+# precision -> (torch dtype, jax dtype, TF32 allowed, cos-jax VAE precision)
 VAE_PRECISIONS = {
-    "fp32": (torch.float32, jnp.float32, False, "highest"),
-    "tf32": (torch.float32, jnp.float32, True, "default"),
-    "bf16": (torch.bfloat16, jnp.bfloat16, False, "highest"),
+    "fp32": (torch.float32, jnp.float32, False, "fp32"),
+    "tf32": (torch.float32, jnp.float32, True, "tf32"),
+    "bf16": (torch.bfloat16, jnp.bfloat16, False, "fp32"),
 }
 
 
@@ -156,10 +155,10 @@ def _plan_gib(compiled) -> float | None:
     return None if total is None else round(total / 2**30, 2)
 
 
-def _jax_vae(cfg, z, video, dtype, repeats: int) -> dict:
+def _jax_vae(cfg, z, video, dtype, vae_precision: str, repeats: int) -> dict:
     """cos-jax's side: times, XLA's memory plan of each call, and the process's peak so far (which includes
     the autotuning scratch of compilation; JAX cannot reset it)."""
-    model = init_vae(cfg, param_dtype=dtype)
+    model = with_conv_precision(init_vae(cfg, param_dtype=dtype), vae_precision)
     jz, jv = jnp.asarray(z, dtype), jnp.asarray(video, dtype)
     decode = jax.jit(lambda m, z: m.decode(z)).lower(model, jz).compile()
     encode = jax.jit(lambda m, v: m.encode(v)).lower(model, jv).compile()
@@ -174,8 +173,8 @@ def _jax_vae(cfg, z, video, dtype, repeats: int) -> dict:
 
 def vae_pair(name: str, latent: tuple[int, int, int], frames: int, precision: str, repeats: int) -> dict:
     """VAE decode of a latent [1, F, H, W, z] and encode of its video size, in `precision` on both sides."""
-    torch_dtype, jax_dtype, tf32, conv_precision = VAE_PRECISIONS[precision]
-    cfg = dataclasses.replace(vae_preset(name), conv_precision=conv_precision)
+    torch_dtype, jax_dtype, tf32, vae_precision = VAE_PRECISIONS[precision]
+    cfg = vae_preset(name)
     allow_tf32(tf32)
     s = cfg.spatial_stride
     rng = np.random.default_rng(0)
@@ -183,7 +182,7 @@ def vae_pair(name: str, latent: tuple[int, int, int], frames: int, precision: st
     video = rng.uniform(-1, 1, (1, frames, latent[1] * s, latent[2] * s, 3)).astype(np.float32)
     out = _torch_vae(cfg, z, video, torch_dtype, repeats)
     free_torch()
-    out |= _jax_vae(cfg, z, video, jax_dtype, repeats)
+    out |= _jax_vae(cfg, z, video, jax_dtype, vae_precision, repeats)
     out["decode_speedup"] = round(out["decode_diffusers_s"] / out["decode_cos_jax_s"], 3)
     out["encode_speedup"] = round(out["encode_diffusers_s"] / out["encode_cos_jax_s"], 3)
     return out
@@ -193,8 +192,8 @@ def x0_decode(vae_name: str, latent, steps: int, batches: tuple[int, ...]) -> di
     """cos-jax: x̂0 of `steps` steps decoded with `decode_many` in batches: seconds per decoded step (tf32)."""
     from cos_jax.wan.vae.model import decode_many
 
-    cfg = dataclasses.replace(vae_preset(vae_name), conv_precision="default")
-    model = init_vae(cfg)
+    cfg = vae_preset(vae_name)
+    model = with_conv_precision(init_vae(cfg), "tf32")
     z = jnp.asarray(np.random.default_rng(0).standard_normal((steps, *latent, cfg.z_dim)), jnp.float32)
     out = {"steps": steps}
     for b in batches:
@@ -254,7 +253,7 @@ def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps
 
     components = Components(
         experts=(init_dit(cfg, param_dtype=jnp.bfloat16), init_dit(cfg, seed=1, param_dtype=jnp.bfloat16)),
-        vae=init_vae(dataclasses.replace(vae_preset(vae_name), conv_precision="default")),
+        vae=with_conv_precision(init_vae(vae_preset(vae_name)), "tf32"),
         text_encoder=init_umt5(t5, param_dtype=jnp.bfloat16),
         tokenizer=PromptTokenizer(tokenizer_dir, cfg.text_len), boundary_ratio=0.875, source="random")  # fmt: skip
     image, prompt, negative = _pipeline_inputs(height, width)
