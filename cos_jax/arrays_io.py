@@ -15,15 +15,24 @@ import numpy as np
 from cos_jax.errors import UsageError
 
 
+def _new_file_mode() -> int:
+    """The mode `open()` gives a new file under this process's umask (mkstemp's files are owner-only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Call `write(tmp)` with a temporary path beside `path` (same suffix), then rename it to `path`: readers
-    see the old file or the whole new one, never half of it (the temporary file is removed on failure)."""
+    see the old file or the whole new one, never half of it (the temporary file is removed on failure). The
+    file gets the permissions a plain `open()` would give it (the umask's), so others can read results."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,5 +1,5 @@
 """Loading user files safely: every `torch.load` in the package and scripts passes weights_only=True (no
-pickle code runs), and every `np.load` refuses pickles."""
+pickle code runs), and every `np.load` refuses pickles. Writing them: atomically, readable like any file."""
 
 import re
 from pathlib import Path
@@ -29,3 +29,28 @@ def test_torch_load_is_weights_only():
 def test_np_load_never_allows_pickle():
     bad = [f"{p}: {c}" for p, c in _calls(r"np\.load\(") if "allow_pickle=True" in c]
     assert not bad, bad
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    """Results written through the temporary file end with the mode a plain open() gives (umask 022: 0644),
+    not the temporary file's owner-only 0600; a failed write leaves nothing."""
+    import os
+
+    import pytest
+
+    from cos_jax.arrays_io import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "results.json", lambda tmp: Path(tmp).write_text("{}"))
+    finally:
+        os.umask(old)
+    assert path.read_text() == "{}" and path.stat().st_mode & 0o777 == 0o644
+
+    def fail(tmp):
+        Path(tmp).write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "other.json", fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import ml_dtypes
 import numpy as np
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.errors import UsageError
 
 
@@ -79,15 +79,12 @@ class Trajectory:
             arrays[k] = v
         arrays["meta_json"] = np.asarray(json.dumps(self.meta, default=str))
         arrays["dtypes_json"] = np.asarray(json.dumps(dtypes))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: savez would append ".npz" to another name
                 np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectory:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import jax
@@ -17,7 +16,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from cos_jax.arrays_io import load_arrays
+from cos_jax.arrays_io import atomic_write, load_arrays
 from cos_jax.train.flow import TrainState
 
 
@@ -43,16 +42,12 @@ def save_weights(path: str | os.PathLike, trees: dict[str, nnx.State], meta: dic
     for name, tree in trees.items():
         for key, value in _flatten(nnx.to_pure_dict(tree)).items():
             arrays[f"{name}/{key}"] = np.asarray(value, ml_dtypes.bfloat16).view(np.uint16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: savez would append ".npz" to another name
             np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def load_weights(path: str | os.PathLike, name: str, model: nnx.Module) -> nnx.Module:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.errors import UsageError
 from cos_jax.train.flow import TrainConfig, draw_batch, flow_loss, velocity_loss
 from cos_jax.wan.config import DiTConfig
@@ -168,18 +168,8 @@ def save_lora(path: str | os.PathLike, lora: LoraParams, scale: float, metadata:
     """Write the LoRA as a DiffSynth-format .safetensors, atomically (temp file, then rename)."""
     from safetensors.numpy import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".safetensors.tmp")
-    os.close(fd)
-    try:
-        save_file(diffsynth_tensors(lora, scale), tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    tensors = diffsynth_tensors(lora, scale)
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def train_lora(

@@ -7,11 +7,12 @@ import hashlib
 import html
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from cos_jax.arrays_io import atomic_write
 
 TEXT_LEN = 512
 TOKENIZER_FILE = "tokenizer.json"
@@ -88,8 +89,10 @@ class PromptCache:
         if missing:
             self.folder.mkdir(parents=True, exist_ok=True)
             for prompt, emb in zip(missing, np.asarray(encode(missing)), strict=True):
-                fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npy.tmp")
-                with os.fdopen(fd, "wb") as f:
-                    np.save(f, emb)
-                os.replace(tmp, self.path(prompt))
+                atomic_write(self.path(prompt), lambda tmp, emb=emb: _save_npy(tmp, emb))
         return np.stack([np.load(self.path(p)) for p in prompts])
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to another name
+        np.save(f, array)
