@@ -4,6 +4,7 @@ allocation. Pickled arrays are refused."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import zipfile
@@ -15,8 +16,10 @@ import numpy as np
 from cos_jax.errors import UsageError
 
 
+@functools.cache
 def _new_file_mode() -> int:
-    """The mode `open()` gives a new file under this process's umask (mkstemp's files are owner-only)."""
+    """The mode `open()` gives a new file under this process's umask (mkstemp's files are owner-only); read
+    once, since reading the umask means setting it for a moment."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask

@@ -38,13 +38,15 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
 
     import pytest
 
-    from cos_jax.arrays_io import atomic_write
+    from cos_jax.arrays_io import _new_file_mode, atomic_write
 
     old = os.umask(0o022)
+    _new_file_mode.cache_clear()
     try:
         path = atomic_write(tmp_path / "results.json", lambda tmp: Path(tmp).write_text("{}"))
     finally:
         os.umask(old)
+        _new_file_mode.cache_clear()
     assert path.read_text() == "{}" and path.stat().st_mode & 0o777 == 0o644
 
     def fail(tmp):
