@@ -43,6 +43,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     return path
 
 
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], compressed: bool = False) -> Path:
+    """Arrays to an .npz by `atomic_write` (through a file object, so numpy adds no suffix to the temp name)."""
+    save = np.savez_compressed if compressed else np.savez
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            save(f, **arrays)
+
+    return atomic_write(path, write)
+
+
 def _declared_bytes(f) -> tuple[int, int]:
     """(bytes the array data needs, bytes of the header) of the .npy stream at f's position."""
     start = f.tell()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from cos_jax.bench import cli as bench_cli
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--weights", default=None, help="a toy weights .npz instead of the shipped one")
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.command_line = "cos-jax " + shlex.join(sys.argv[1:] if argv is None else argv)  # as recorded in outputs
     try:
         from cos_jax.parallel import initialize_distributed
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from bench_common import time_runs
 
 from cos_jax.arrays_io import atomic_write
+from cos_jax.wan import attention as attn
 
 
 def cudnn(q, k, v):
@@ -35,39 +36,18 @@ def cudnn_padded(q, k, v, multiple: int = 128):
     return out[:, :lq]
 
 
-def cudnn_split(q, k, v, multiple: int = 128, stat_base2: bool = False):
-    """cuDNN on the largest multiple of `multiple` keys (with its log-sum-exp), the key remainder in XLA,
-    the two folded together by log-sum-exp: exact up to rounding."""
-    from jax._src.cudnn.fused_attention_stablehlo import dot_product_attention as fused
-
-    lk, d = k.shape[1], q.shape[-1]
-    whole = lk - lk % multiple
-    out, stat = fused(q, k[:, :whole], v[:, :whole], scale=d**-0.5, return_residual=True)
-    lse = stat.swapaxes(1, 2) * (jnp.log(2.0) if stat_base2 else 1.0)  # [B, N, T] -> [B, T, N]
-    logits = jnp.einsum("blnd,bknd->blnk", q, k[:, whole:], preferred_element_type=jnp.float32) * d**-0.5
-    lse_rest = jax.nn.logsumexp(logits, axis=-1)
-    rest = jnp.einsum("blnk,bknd->blnd", jax.nn.softmax(logits, axis=-1), v[:, whole:].astype(jnp.float32))
-    total = jnp.logaddexp(lse, lse_rest)
-    mixed = out.astype(jnp.float32) * jnp.exp(lse - total)[..., None] + rest * jnp.exp(lse_rest - total)[..., None]
-    return mixed.astype(q.dtype)
+def cudnn_split(q, k, v):
+    """cuDNN on the whole 128-key blocks (with its log-sum-exp), the key remainder in XLA, merged by
+    `fold_key_remainder`."""
+    both = lambda q, k, v, kv_len: (attn.xla_attention_with_lse if kv_len else attn.cudnn_attention_with_lse)(
+        q, k, v, kv_len
+    )
+    return attn.fold_key_remainder(q, k, v, both)
 
 
-def cudnn_split_two(q, k, v, multiple: int = 128):
-    """As `cudnn_split`, the key remainder also by cuDNN (padded to `multiple` keys, masked by length)."""
-    from jax._src.cudnn import fused_attention_stablehlo as fa
-
-    b, lk, d = q.shape[0], k.shape[1], q.shape[-1]
-    whole = lk - lk % multiple
-    out, stat = fa.dot_product_attention(q, k[:, :whole], v[:, :whole], scale=d**-0.5, return_residual=True)
-    pad = lambda x: jnp.pad(x[:, whole:], ((0, 0), (0, multiple - (lk - whole)), (0, 0), (0, 0)))
-    full = lambda n: jnp.full((b,), n, jnp.int32)
-    rest, stat_rest = fa.dot_product_attention(q, pad(k), pad(v), q_seqlen=full(q.shape[1]), kv_seqlen=full(lk - whole),
-                                               scale=d**-0.5, mask_type=fa.MaskType.PADDING,
-                                               return_residual=True)  # fmt: skip
-    lse, lse_rest = stat.swapaxes(1, 2)[..., None], stat_rest.swapaxes(1, 2)[..., None]
-    total = jnp.logaddexp(lse, lse_rest)
-    mixed = out.astype(jnp.float32) * jnp.exp(lse - total) + rest.astype(jnp.float32) * jnp.exp(lse_rest - total)
-    return mixed.astype(q.dtype)
+def cudnn_split_two(q, k, v):
+    """What ships: `attention(..., "cudnn")`, the remainder also by cuDNN (padded, masked by length)."""
+    return attn.attention(q, k, v, "cudnn")
 
 
 def probe(q_len: int, k_len: int):
@@ -77,31 +57,23 @@ def probe(q_len: int, k_len: int):
 
 
 def mgpu(block_q: int, block_kv: int, steps: int):
-    """The Mosaic-GPU kernel (float16 operands, as it takes them) with the key remainder folded in."""
+    """The Mosaic-GPU kernel (float16 operands, as it takes them) on the whole key blocks, the remainder in
+    XLA, merged by `fold_key_remainder`."""
     from jax.experimental.pallas.ops.gpu import attention_mgpu as ops
 
     config = ops.TuningConfig(block_q=block_q, block_kv=block_kv, max_concurrent_steps=steps)
 
-    def run(q, k, v):
-        lq, lk, d = q.shape[1], k.shape[1], q.shape[-1]
-        tile = 2 * block_q
-        scaled = (q.astype(jnp.float32) / d**0.5).astype(q.dtype)  # the kernel applies no scale
-        qp = jnp.pad(scaled, ((0, 0), (0, (-lq) % tile), (0, 0), (0, 0)))
-        whole = lk - lk % block_kv
+    def kernel_with_lse(q, k, v, kv_len):
+        if kv_len is not None:
+            return attn.xla_attention_with_lse(q, k, v, kv_len)
+        lq, d = q.shape[1], q.shape[-1]
+        scaled = (q.astype(jnp.float32) / d**0.5).astype(jnp.float16)  # the kernel applies no scale
+        padded = jnp.pad(scaled, ((0, 0), (0, (-lq) % (2 * block_q)), (0, 0), (0, 0)))
         f16 = lambda x: x.astype(jnp.float16)
-        out, (lse2,) = ops.attention(f16(qp), f16(k[:, :whole]), f16(v[:, :whole]), config, save_residuals=True)
-        lse = lse2[:, :, :lq].swapaxes(1, 2) * jnp.log(2.0)  # base-2 [B, N, L] -> natural [B, L, N]
-        out = out[:, :lq].astype(jnp.float32)
-        if whole == lk:
-            return out.astype(q.dtype)
-        logits = jnp.einsum("blnd,bknd->blnk", q, k[:, whole:], preferred_element_type=jnp.float32) / d**0.5
-        lse_rest = jax.nn.logsumexp(logits, axis=-1)
-        rest = jnp.einsum("blnk,bknd->blnd", jax.nn.softmax(logits, axis=-1), v[:, whole:].astype(jnp.float32))
-        total = jnp.logaddexp(lse, lse_rest)
-        w_main, w_rest = jnp.exp(lse - total)[..., None], jnp.exp(lse_rest - total)[..., None]
-        return (out * w_main + rest * w_rest).astype(q.dtype)
+        out, (lse2,) = ops.attention(padded, f16(k), f16(v), config, save_residuals=True)
+        return out[:, :lq], lse2[:, :, :lq].swapaxes(1, 2) * jnp.log(2.0)  # base-2 [B, N, L] -> natural [B, L, N]
 
-    return run
+    return lambda q, k, v: attn.fold_key_remainder(q, k, v, kernel_with_lse, block_kv)
 
 
 def main() -> None:

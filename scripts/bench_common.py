@@ -45,6 +45,6 @@ def time_runs(run: Callable, repeats: int, sync: Callable = jax.block_until_read
     return times
 
 
-def median_seconds(run: Callable, repeats: int, sync: Callable = jax.block_until_ready) -> float:
+def median_seconds(run: Callable, repeats: int, sync: Callable = jax.block_until_ready, warmup: bool = True) -> float:
     """The median of `time_runs`."""
-    return statistics.median(time_runs(run, repeats, sync))
+    return statistics.median(time_runs(run, repeats, sync, warmup))

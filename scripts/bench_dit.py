@@ -23,6 +23,7 @@ import gzip
 import json
 import statistics
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +32,7 @@ from bench_common import append_json_line, config_and_latent, time_runs
 from jax.sharding import NamedSharding
 from trace_summary import profile_call
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.parallel import make_mesh, shard_model
 from cos_jax.wan.dit import init_dit
 
@@ -106,11 +108,8 @@ def main():
         out = np.asarray(compiled(model, x, t, ctx), np.float32)
         result["max_rel_diff_vs_one_device"] = float(np.abs(out - reference).max() / np.abs(reference).max())
     if args.profile:
-        profile = profile_call(lambda: compiled(model, x, t, ctx), args.profile) | {"run": result}
-        with gzip.open(f"{args.profile}/hlo.txt.gz", "wt") as f:
-            f.write(hlo)
-        with open(f"{args.profile}/summary.json", "w") as f:
-            json.dump(profile, f, indent=1)
+        profile = profile_call(lambda: compiled(model, x, t, ctx), args.profile, {"run": result})
+        atomic_write(f"{args.profile}/hlo.txt.gz", lambda tmp: Path(tmp).write_bytes(gzip.compress(hlo.encode())))
         print(json.dumps(profile["classes"]))
     print(json.dumps(result))
     append_json_line(args.out, result)

@@ -6,14 +6,14 @@
 
 Weights are random (the memory plan and speed do not depend on their values). `--compile-only` needs no
 accelerator memory: it lowers with abstract inputs and prints XLA's plan (arguments, outputs, temporaries).
-`--conv-precision default` lets float32 convs use TF32 on GPUs (PyTorch's default for convs); the
-shipped `highest` keeps them float32. `--profile DIR` traces one call of each part (trace_summary.py).
+`--vae-precision tf32` lets float32 convs use TF32 on GPUs (PyTorch's default for convs;
+`with_conv_precision`); the default `fp32` keeps them float32. `--profile DIR` traces one call of each part
+(DIR/<part>/summary.json, trace_summary.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 from trace_summary import profile_call
 
-from cos_jax.wan.vae import abstract_vae, init_vae, vae_preset
+from cos_jax.wan.vae import VAE_PRECISIONS, abstract_vae, init_vae, vae_preset, with_conv_precision
 
 
 def _gib(n: int) -> float:
@@ -37,19 +37,20 @@ def main() -> None:
     parser.add_argument("--compile-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs (the fastest is reported)")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="weights and activations")
-    parser.add_argument("--conv-precision", default="highest", choices=["highest", "high", "default"])
+    parser.add_argument("--vae-precision", default="fp32", choices=sorted(VAE_PRECISIONS))
     parser.add_argument("--parts", default="decode,encode")
     parser.add_argument("--profile", default=None, help="trace one call of each part; summaries in this folder")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    cfg = dataclasses.replace(vae_preset(args.preset), conv_precision=args.conv_precision)
+    cfg = vae_preset(args.preset)
     dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}[args.dtype]
     h, w, t = (int(v) for v in args.size.split("x"))
     s = cfg.spatial_stride
     latent = jax.ShapeDtypeStruct((args.batch, cfg.latent_frames(t), h // s, w // s, cfg.z_dim), dtype)
     video = jax.ShapeDtypeStruct((args.batch, t, h, w, 3), dtype)
     model = abstract_vae(cfg, dtype) if args.compile_only else init_vae(cfg, param_dtype=dtype)
+    model = with_conv_precision(model, args.vae_precision)
     graphdef, state = nnx.split(model)
 
     def decode(state, z):
@@ -59,7 +60,7 @@ def main() -> None:
         return nnx.merge(graphdef, state).encode(x)
 
     report = {"preset": args.preset, "size": args.size, "batch": args.batch, "device": str(jax.devices()[0]),
-              "dtype": args.dtype, "conv_precision": args.conv_precision}  # fmt: skip
+              "dtype": args.dtype, "vae_precision": args.vae_precision}  # fmt: skip
     parts = [p for p in (("decode", decode, latent), ("encode", encode, video)) if p[0] in args.parts.split(",")]
     for name, fn, arg in parts:
         start = time.perf_counter()
@@ -85,10 +86,7 @@ def main() -> None:
                 entry["peak_gib"] = _gib(stats["peak_bytes_in_use"])
             if args.profile:
                 call = lambda compiled=compiled, x=x: compiled(state, x)
-                summary = profile_call(call, f"{args.profile}/{name}")
-                with open(f"{args.profile}/{name}_summary.json", "w") as f:
-                    json.dump(summary, f, indent=1)
-                entry["profile_classes"] = summary["classes"]
+                entry["profile_classes"] = profile_call(call, f"{args.profile}/{name}")["classes"]
         report[name] = entry
         print(name, entry, flush=True)
     if args.out:

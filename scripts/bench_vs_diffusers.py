@@ -29,7 +29,6 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 import argparse
 import gc
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-from bench_common import median_seconds, time_runs
+from bench_common import median_seconds
 
 from cos_jax.arrays_io import atomic_write
 from cos_jax.convert.reference import diffusers_config
@@ -56,14 +55,15 @@ VAE_PRECISIONS = {
 }
 
 
-def allow_tf32(on: bool) -> None:
-    torch.backends.cudnn.allow_tf32 = on
-    torch.backends.cuda.matmul.allow_tf32 = on
+def allow_tf32(convs: bool, matmuls: bool | None = None) -> None:
+    """PyTorch's TF32 switches: convolutions, and matrix products (the same as convs unless given)."""
+    torch.backends.cudnn.allow_tf32 = convs
+    torch.backends.cuda.matmul.allow_tf32 = convs if matmuls is None else matmuls
 
 
-def timed(run, sync, repeats: int) -> float:
-    """Median seconds of `repeats` calls of `run` after one warm-up call."""
-    return round(median_seconds(run, repeats, sync), 4)
+def timed(run, sync, repeats: int, warmup: bool = True) -> float:
+    """Median seconds of `repeats` calls of `run` (after one warm-up call unless `warmup=False`)."""
+    return round(median_seconds(run, repeats, sync, warmup), 4)
 
 
 def torch_sync(out):
@@ -240,8 +240,8 @@ def _torch_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, ste
                   output_type="np")  # fmt: skip
     with torch.no_grad():
         torch_sync(pipe(**{**kwargs, "num_inference_steps": 2}).frames)  # warm-up: every kernel, 2 steps
-        times = time_runs(lambda: pipe(**kwargs).frames, repeats, torch_sync, warmup=False)
-    return round(statistics.median(times), 4), torch_peak_gib()
+        seconds = timed(lambda: pipe(**kwargs).frames, torch_sync, repeats, warmup=False)
+    return seconds, torch_peak_gib()
 
 
 def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps, repeats) -> tuple[float, float]:
@@ -274,10 +274,9 @@ def pipeline_pair(cfg: DiTConfig, t5, vae_name: str, latent, steps: int, repeats
     from cos_jax.pipelines.wan_reference import write_tokenizer
 
     vae = vae_preset(vae_name)
-    frames = vae.temporal_stride * (latent[0] - 1) + 1
+    frames = vae.pixel_frames(latent[0])
     height, width = latent[1] * vae.spatial_stride, latent[2] * vae.spatial_stride
-    allow_tf32(False)
-    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default: TF32 convs (the VAE), float32 matmuls
+    allow_tf32(convs=True, matmuls=False)  # PyTorch's defaults: TF32 convs (the VAE), float32 matmuls
     with tempfile.TemporaryDirectory() as tmp:
         write_tokenizer(tmp)
         args = (cfg, t5, vae_name, tmp, frames, height, width, steps, repeats)
@@ -307,7 +306,7 @@ def main() -> None:
     if args.tiny:
         cfg, latent = cfg.replace(dim=128, ffn_dim=256, num_heads=2, num_layers=2, text_len=32, text_dim=32), (3, 8, 8)
         t5 = t5.replace(vocab_size=64, dim=32, head_dim=8, num_heads=4, ffn_dim=48, num_layers=2)
-    frames = vae_preset(args.vae).temporal_stride * (latent[0] - 1) + 1
+    frames = vae_preset(args.vae).pixel_frames(latent[0])
     import diffusers
 
     diffusers.utils.logging.set_verbosity_error()  # the fp32-kept modules are handled in _torch_model

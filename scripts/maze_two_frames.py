@@ -22,38 +22,26 @@ import numpy as np
 from cos_jax.arrays_io import atomic_write
 from cos_jax.pipelines.toy import decode_video, generate, load_toy_a14b, toy_sampling
 from cos_jax.tasks import get_task
-from cos_jax.tasks.maze import ON, G, route_blocks
+from cos_jax.tasks.maze import agent_cells, drawn_trail, route_blocks
 from cos_jax.train.evaluate import held_out_samples
 
 
-def route_cells(route) -> set[tuple[int, int]]:
-    return {tuple(c) for c in route}
-
-
 def read_video(task, video: np.ndarray, meta: dict) -> dict:
-    """Per-frame route labels of the agent and the final trail's coverage of each route's own blocks."""
-    routes = meta["solution"]["routes"]
-    cells_a, cells_b = route_cells(routes[0]), route_cells(routes[1])
-    n = meta["params"]["cells"]
-    f = task._fractions(video, meta)  # (T, L, L, colours), as the scorer reads the frames
-    green = f[:, 1::2, 1::2, G["green"]]
+    """Per-frame route labels of the agent and the final trail's coverage of each route's own blocks, read
+    as the scorer reads them (`agent_cells`, `drawn_trail`)."""
+    routes = [[tuple(c) for c in r] for r in meta["solution"]["routes"]]
+    cells_a, cells_b = set(routes[0]), set(routes[1])
+    f = task.fractions(video, meta)
     labels = []
-    for g in green:
-        if g.max() < 0.3:
-            labels.append("none")
-            continue
-        cell = divmod(int(g.argmax()), n)
+    for cell in agent_cells(f, meta["params"]["cells"]):
         on_a, on_b = cell in cells_a, cell in cells_b
-        labels.append("shared" if on_a and on_b else "A" if on_a else "B" if on_b else "off")
-    last = f[-1]
-    trail = (last[..., G["yellow"]] >= ON) | (last[..., G["green"]] >= ON)
-    blocks_a, blocks_b = (
-        set(route_blocks([tuple(c) for c in routes[0]])),
-        set(route_blocks([tuple(c) for c in routes[1]])),
-    )
-    own_a, own_b = blocks_a - blocks_b, blocks_b - blocks_a
+        labels.append(
+            "none" if cell is None else "shared" if on_a and on_b else "A" if on_a else "B" if on_b else "off"
+        )
+    trail = drawn_trail(f[-1])
+    blocks_a, blocks_b = set(route_blocks(routes[0])), set(route_blocks(routes[1]))
     cover = lambda blocks: float(np.mean([trail[b] for b in blocks])) if blocks else 1.0
-    return {"frames": labels, "trail_a": cover(own_a), "trail_b": cover(own_b)}
+    return {"frames": labels, "trail_a": cover(blocks_a - blocks_b), "trail_b": cover(blocks_b - blocks_a)}
 
 
 def classify(reading: dict) -> str:

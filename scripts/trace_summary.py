@@ -1,7 +1,7 @@
 """Where a jitted call's device time goes: run it under the JAX profiler and sum the trace per kernel class.
 
     from trace_summary import profile_call
-    summary = profile_call(lambda: compiled(*args), "trace_dir")
+    summary = profile_call(lambda: compiled(*args), "trace_dir")   # also trace_dir/summary.json
 
 The summary groups the device events of one call (the kernels of XLA ops) into classes (matmul,
 attention, convolution, collective, copy/transpose, other fusions), with each class's share of busy time,
@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+
+from cos_jax.arrays_io import atomic_write
 
 # (class, substrings of the lower-cased kernel or op name), first match wins.
 CLASSES = (
@@ -86,12 +88,15 @@ def summarize(trace_path: str | Path, wall_s: float, top: int = 40) -> dict:
     }
 
 
-def profile_call(run: Callable, trace_dir: str | Path, top: int = 40) -> dict:
-    """Trace one call of `run` (already compiled and warm) and summarise its device time."""
+def profile_call(run: Callable, trace_dir: str | Path, extra: dict | None = None, top: int = 40) -> dict:
+    """Trace one call of `run` (already compiled and warm), summarise its device time and write the summary
+    (with `extra`) to trace_dir/summary.json."""
     trace_dir = Path(trace_dir)
     with jax.profiler.trace(str(trace_dir), create_perfetto_trace=True):
         start = time.perf_counter()
         jax.block_until_ready(run())
         wall = time.perf_counter() - start
     newest = max(trace_dir.glob("plugins/profile/*/perfetto_trace.json.gz"), key=lambda p: p.stat().st_mtime)
-    return summarize(newest, wall, top) | {"trace": str(newest.relative_to(trace_dir))}
+    summary = summarize(newest, wall, top) | {"trace": str(newest.relative_to(trace_dir))} | (extra or {})
+    atomic_write(trace_dir / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    return summary

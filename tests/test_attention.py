@@ -60,15 +60,6 @@ def test_auto_picks_splash_on_tpu(monkeypatch):
     assert attn.resolve_backend("auto", jnp.bfloat16, 32760, 32760) == "splash"
 
 
-def _xla_with_lse(q, k, v, kv_len):
-    """A stand-in for cuDNN's attention with statistics: XLA, keys past `kv_len` masked out."""
-    logits = jnp.einsum("bqnd,bknd->bnqk", q, k) / np.sqrt(q.shape[-1])
-    if kv_len is not None:
-        logits = jnp.where(jnp.arange(k.shape[1]) < kv_len, logits, -jnp.inf)
-    out = jnp.einsum("bnqk,bknd->bqnd", jax.nn.softmax(logits, axis=-1), v)
-    return out, jax.nn.logsumexp(logits, axis=-1).swapaxes(1, 2)
-
-
 def test_folded_key_remainder_equals_attention_and_its_gradient():
     """Whole 128-key blocks plus the remainder (padded, masked by length) merged by log-sum-exp give the
     same softmax; gradients are those of the plain call."""
@@ -76,8 +67,10 @@ def test_folded_key_remainder_equals_attention_and_its_gradient():
     q = jax.random.normal(keys[0], (2, 90, 3, 64))
     k, v = (jax.random.normal(key, (2, 300, 3, 64)) for key in keys[1:])
     plain = lambda q, k, v: attn.attention(q, k, v, "xla")
-    folded = lambda q, k, v: attn.folded_attention(q, k, v, _xla_with_lse, plain)
+    folded = lambda q, k, v: attn.folded_attention(q, k, v, attn.xla_attention_with_lse, plain)
     np.testing.assert_allclose(np.asarray(folded(q, k, v)), np.asarray(plain(q, k, v)), atol=2e-6, rtol=2e-5)
+    whole = attn.fold_key_remainder(q, k[:, :256], v[:, :256], attn.xla_attention_with_lse)  # no remainder
+    np.testing.assert_allclose(np.asarray(whole), np.asarray(plain(q, k[:, :256], v[:, :256])), atol=2e-6, rtol=2e-5)
     loss = lambda f: lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v)))
     grads, expected = jax.grad(loss(folded), (0, 1, 2))(q, k, v), jax.grad(loss(plain), (0, 1, 2))(q, k, v)
     for got, want in zip(grads, expected, strict=True):

@@ -79,9 +79,7 @@ def _compare(args) -> int:
     except (CompareError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    command = " ".join(["cos-jax bench compare", args.clean, *args.perturbed, "--report", args.report,
-                        "--scores", args.scores])  # fmt: skip
-    report = write_compare_report(results, args.report, command)
+    report = write_compare_report(results, args.report, args.command_line)
     for s in results["settings"]:
         sc = s["score"]
         print(f"{s['label']:<32} n={sc['n']:<5} clean {sc['clean']:.3f}  perturbed {sc['perturbed']:.3f}  "

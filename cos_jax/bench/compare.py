@@ -46,11 +46,10 @@ class RunScores:
 
     @property
     def label(self) -> str:
-        p = self.perturb
-        if p is None:
-            return "clean"
-        where = f"step={p['step']}" if p.get("step") is not None else f"frame={p['frame']}"
-        return f"{p['mode']}:{where}:alpha={p['alpha']:g}"
+        """ "clean", or the perturbation as `--perturb` spells it."""
+        from cos_jax.bench.generators import Perturbation
+
+        return "clean" if self.perturb is None else Perturbation(**self.perturb).spec
 
 
 def read_record(out: str | Path) -> tuple[str, dict[str, Any]]:
@@ -66,9 +65,9 @@ def _sample_key(split: str, task: str, sample: str | int) -> Key:
     return split, task, f"{int(sample):05d}"
 
 
-def cos_jax_scores(out: str | Path, results: str | Path | None = None) -> tuple[dict[Key, float], dict[Key, bool]]:
-    """Per-sample scores of `cos-jax bench evaluate` (OUT/cos_jax_results.json unless `results` is given)."""
-    path = Path(results) if results else Path(out) / "cos_jax_results.json"
+def cos_jax_scores(out: str | Path) -> tuple[dict[Key, float], dict[Key, bool]]:
+    """Per-sample scores and successes of `cos-jax bench evaluate` (OUT/cos_jax_results.json)."""
+    path = Path(out) / "cos_jax_results.json"
     if not path.is_file():
         raise CompareError(f"no scores at {path}; make them with `cos-jax bench evaluate DATA {out}`")
     rows = json.loads(path.read_text())["samples"]
@@ -182,7 +181,6 @@ def write_compare_report(results: dict, out: str | Path, command: str | None = N
     from cos_jax.arrays_io import atomic_write
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1) + "\n"))
     settings = results["settings"]
     rows = []

@@ -86,6 +86,12 @@ class Perturbation:
     step: int | None = None
     frame: int | None = None
 
+    @property
+    def spec(self) -> str:
+        """The `--perturb` text of this setting (what `parse_perturbation` reads)."""
+        where = f"step={self.step}" if self.step is not None else f"frame={self.frame}"
+        return f"{self.mode}:{where}:alpha={self.alpha:g}"
+
     def plan(self, num_steps: int, num_frames: int, num_worlds: int):
         from cos_jax.probes import Plan, noise_plan
 

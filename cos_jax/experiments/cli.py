@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 
@@ -19,8 +18,7 @@ def _run(args) -> int:
         print(json.dumps(dry_run(config), indent=1))
         return 0
     out = Path(args.out or Path("runs") / Path(args.config).parent.name / Path(args.config).stem)
-    command = "cos-jax " + " ".join(shlex.quote(a) for a in args.argv)
-    run(config, out, shard=parse_shard(args.shard), command=command)
+    run(config, out, shard=parse_shard(args.shard), command=args.command_line)
     return 0
 
 

@@ -121,8 +121,11 @@ def check_common(config: dict) -> None:
         raise ExperimentError(f"model_kind = {config['model_kind']!r}; choose any, toy, toy-a14b, i2v-a14b or i2v")
     if config["policy"] not in ("fp32", "bf16"):
         raise ExperimentError(f"policy = {config['policy']!r}; choose 'fp32' or 'bf16'")
-    if config["vae_precision"] not in ("fp32", "tf32"):
-        raise ExperimentError(f"vae_precision = {config['vae_precision']!r}; choose 'fp32' or 'tf32'")
+    from cos_jax.wan.vae.model import VAE_PRECISIONS
+
+    if config["vae_precision"] not in VAE_PRECISIONS:
+        choices = " or ".join(map(repr, VAE_PRECISIONS))
+        raise ExperimentError(f"vae_precision = {config['vae_precision']!r}; choose {choices}")
     if config["split"] not in ("train", "test"):
         raise ExperimentError(f"split = {config['split']!r}; choose 'test' (held out) or 'train'")
     if config["mesh"]:

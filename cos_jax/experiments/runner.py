@@ -86,10 +86,8 @@ def check_out(out: Path, identity: dict) -> None:
     ident = out / IDENTITY
     if ident.is_file():
         theirs = json.loads(ident.read_text())
-        # a common key added since that run was made counts as its default there
-        added = {k: v for k, v in COMMON.items() if k not in theirs.get("config", {}) and k in identity["config"]}
-        if "config" in theirs:
-            theirs = {**theirs, "config": {**added, **theirs["config"]}}
+        if "config" in theirs:  # a common key added since that run was made counts as its default there
+            theirs = {**theirs, "config": {**COMMON, **theirs["config"]}}
         if theirs != identity:
             diff = sorted(k for k in set(theirs.get("config", {})) | set(identity["config"])
                           if theirs.get("config", {}).get(k) != identity["config"].get(k))  # fmt: skip

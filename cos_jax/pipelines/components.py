@@ -133,10 +133,9 @@ def load_components(
     arithmetic float32 (`vae_precision="fp32"`) or TF32 on NVIDIA GPUs (`"tf32"`, see `with_conv_precision`).
     Raises `FileNotFoundError` / `ValueError` naming the missing or wrong piece and the fix.
     """
-    from cos_jax.wan.vae import VAE_PRECISIONS, with_conv_precision
+    from cos_jax.wan.vae.model import lax_precision, with_conv_precision
 
-    if vae_precision not in VAE_PRECISIONS:
-        raise ValueError(f"VAE precision {vae_precision!r}; choose one of {sorted(VAE_PRECISIONS)}")
+    lax_precision(vae_precision)  # a bad name is refused before anything is read
     components = _load_components(Path(path), param_dtype, progress)
     with_conv_precision(components.vae, vae_precision)
     return components

@@ -11,7 +11,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from cos_jax.arrays_io import atomic_write
+from cos_jax.arrays_io import write_npz
 from cos_jax.errors import UsageError
 
 
@@ -68,7 +68,6 @@ class Trajectory:
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays, dtypes = {}, {}
         for k, v in dataclasses.asdict(self).items():
             if k == "meta" or v is None:
@@ -79,12 +78,7 @@ class Trajectory:
             arrays[k] = v
         arrays["meta_json"] = np.asarray(json.dumps(self.meta, default=str))
         arrays["dtypes_json"] = np.asarray(json.dumps(dtypes))
-
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as f:  # a file object: savez would append ".npz" to another name
-                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-
-        return atomic_write(path, write)
+        return write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectory:

@@ -57,6 +57,21 @@ def neighbours_fn(lattice: list[str]):
     return nb
 
 
+AGENT_ON = 0.3  # share of a cell block in the agent's green that counts as the agent standing there
+
+
+def agent_cells(fractions: np.ndarray, cells: int) -> list[tuple[int, int] | None]:
+    """The agent's cell in every frame of block `fractions` (T, L, L, colours): the greenest cell block, or
+    None where none is green enough."""
+    green = fractions[:, 1::2, 1::2, G["green"]]  # cell blocks only
+    return [divmod(int(g.argmax()), cells) if g.max() >= AGENT_ON else None for g in green]
+
+
+def drawn_trail(last: np.ndarray) -> np.ndarray:
+    """Blocks of one frame's fractions (L, L, colours) drawn as trail or agent: bool (L, L)."""
+    return (last[..., G["yellow"]] >= ON) | (last[..., G["green"]] >= ON)
+
+
 def route_blocks(path: list) -> list[tuple[int, int]]:
     """Lattice blocks covered by a cell path (cells and the corridor blocks between them)."""
     out = [(2 * path[0][0] + 1, 2 * path[0][1] + 1)]
@@ -166,7 +181,8 @@ class Maze(Task):
         end = ends[sample.meta["seed"] % len(ends)]
         return self._video(sample.meta, bfs_path(start, end, nb))
 
-    def _fractions(self, frames, meta):
+    def fractions(self, frames, meta):
+        """Colour fractions of every lattice block: (T, L, L, colours) for frames (T, H, W, 3)."""
         lat, block, origin = geometry(meta["params"]["cells"])
         return block_fractions(palette.decode(frames), meta["resolution"], origin, origin, block, lat, lat)
 
@@ -176,7 +192,7 @@ class Maze(Task):
             trail = np.maximum(*(palette.presence(frames[-1], c, problem) for c in ("yellow", "green")))
             marked = block_means(trail, meta["resolution"], origin, origin, block, lat, lat)
         else:
-            f = self._fractions(frames[-1], meta)
+            f = self.fractions(frames[-1], meta)
             marked = (f[..., G["yellow"]] + f[..., G["green"]]) >= ON
         return np.array([np.mean([marked[b] for b in c]) if c else 0.0 for c in self._candidates(meta)])
 
@@ -187,9 +203,8 @@ class Maze(Task):
         p, sol = meta["params"], meta["solution"]
         n = p["cells"]
         nb = neighbours_fn(p["lattice"])
-        f = self._fractions(frames, meta)  # (T, L, L, colours)
-        green = f[:, 1::2, 1::2, G["green"]]  # cell blocks only
-        agents = [divmod(int(g.argmax()), n) if g.max() >= 0.3 else None for g in green]
+        f = self.fractions(frames, meta)  # (T, L, L, colours)
+        agents = agent_cells(f, n)
         goal, _start = tuple(p["goal"]), tuple(p["start"])
         dist_goal = bfs(goal, nb)
         seen = [a for a in agents if a is not None]
@@ -199,7 +214,7 @@ class Maze(Task):
         completion = 1.0 if reached else (0.0 if final is None else max(0.0, 1 - dist_goal[final] / sol["length"]))
         walls = np.array([[v == "0" for v in row] for row in p["lattice"]])
         last = f[-1]
-        trail = (last[..., G["yellow"]] >= ON) | (last[..., G["green"]] >= ON)
+        trail = drawn_trail(last)
         clean_trail = not (trail & walls).any()
         max_jump = max(1, math.ceil(2 * sol["length"] / active_frames(meta["num_frames"])))  # twice the GT pace
         steps, valid, taken = 0, 0, 0
@@ -219,7 +234,7 @@ class Maze(Task):
             "validity": validity,
             "optimality": sol["length"] / taken if reached and taken else 0.0,
             "preservation": float(iou >= 0.95),
-            "single_agent": float(np.mean([(g >= 0.3).sum() == 1 for g in green])),
+            "single_agent": float(np.mean([(g >= AGENT_ON).sum() == 1 for g in f[:, 1::2, 1::2, G["green"]]])),
         }
         w = {"completion": 0.35, "validity": 0.30, "optimality": 0.15, "preservation": 0.10, "single_agent": 0.10}
         success = reached and validity == 1.0 and bool((trail == route).all())

@@ -16,7 +16,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from cos_jax.arrays_io import atomic_write, load_arrays
+from cos_jax.arrays_io import load_arrays, write_npz
 from cos_jax.train.flow import TrainState
 
 
@@ -42,12 +42,7 @@ def save_weights(path: str | os.PathLike, trees: dict[str, nnx.State], meta: dic
     for name, tree in trees.items():
         for key, value in _flatten(nnx.to_pure_dict(tree)).items():
             arrays[f"{name}/{key}"] = np.asarray(value, ml_dtypes.bfloat16).view(np.uint16)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object: savez would append ".npz" to another name
-            np.savez_compressed(f, **arrays)
-
-    return atomic_write(path, write)
+    return write_npz(path, arrays, compressed=True)
 
 
 def load_weights(path: str | os.PathLike, name: str, model: nnx.Module) -> nnx.Module:

@@ -101,7 +101,7 @@ def _cudnn_plain(q, k, v):
     return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
 
 
-def _cudnn_with_lse(q, k, v, kv_len: int | None):
+def cudnn_attention_with_lse(q, k, v, kv_len: int | None):
     """cuDNN attention over `kv_len` of k's rows (all if None) and each query's log-sum-exp [B, Lq, N]."""
     from jax._src.cudnn import fused_attention_stablehlo as fused  # the public API returns no statistics
 
@@ -113,6 +113,16 @@ def _cudnn_with_lse(q, k, v, kv_len: int | None):
     return out, stat.swapaxes(1, 2)
 
 
+def xla_attention_with_lse(q, k, v, kv_len: int | None):
+    """The reference of the `attend_with_lse` contract in XLA: attention over the first `kv_len` keys (all if
+    None) in float32, and each query's log-sum-exp [B, Lq, N]."""
+    logits = jnp.einsum("bqnd,bknd->bnqk", q, k, preferred_element_type=jnp.float32) / np.sqrt(q.shape[-1])
+    if kv_len is not None:
+        logits = jnp.where(jnp.arange(k.shape[1]) < kv_len, logits, -jnp.inf)
+    out = jnp.einsum("bnqk,bknd->bqnd", jax.nn.softmax(logits, axis=-1), v.astype(jnp.float32))
+    return out, jax.nn.logsumexp(logits, axis=-1).swapaxes(1, 2)
+
+
 def fold_key_remainder(q, k, v, attend_with_lse, block: int = KEY_BLOCK) -> jax.Array:
     """Attention over the whole `block`s of keys and over the remainder (padded to one block, masked by
     length), merged by their log-sum-exps: the same softmax, up to rounding. `attend_with_lse(q, k, v,
@@ -120,6 +130,8 @@ def fold_key_remainder(q, k, v, attend_with_lse, block: int = KEY_BLOCK) -> jax.
     lk = k.shape[1]
     whole, rest_len = lk - lk % block, lk % block
     out, lse = attend_with_lse(q, k[:, :whole], v[:, :whole], None)
+    if not rest_len:
+        return out.astype(q.dtype)
     pad = lambda x: jnp.pad(x[:, whole:], ((0, 0), (0, block - rest_len), (0, 0), (0, 0)))
     rest, lse_rest = attend_with_lse(q, pad(k), pad(v), rest_len)
     total = jnp.logaddexp(lse, lse_rest)[..., None]
@@ -162,7 +174,7 @@ def _cudnn_attention(q, k, v):
     lk = k.shape[1]
     if lk % KEY_BLOCK == 0 or lk < 2 * KEY_BLOCK or not _cudnn_lse_available():
         return _cudnn_plain(q, k, v)
-    return folded_attention(q, k, v, _cudnn_with_lse, _cudnn_plain)
+    return folded_attention(q, k, v, cudnn_attention_with_lse, _cudnn_plain)
 
 
 def _chunked_attention(q, k, v, chunk: int):

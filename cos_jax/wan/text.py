@@ -87,7 +87,6 @@ class PromptCache:
         """[len(prompts), T, D] embeddings; `encode` runs once, on the prompts not yet cached."""
         missing = [p for p in dict.fromkeys(prompts) if not self.path(p).is_file()]
         if missing:
-            self.folder.mkdir(parents=True, exist_ok=True)
             for prompt, emb in zip(missing, np.asarray(encode(missing)), strict=True):
                 atomic_write(self.path(prompt), lambda tmp, emb=emb: _save_npy(tmp, emb))
         return np.stack([np.load(self.path(p)) for p in prompts])

@@ -244,6 +244,8 @@ def test_a_bench_run_under_a_perturbation(tmp_path):
     with pytest.raises(BenchRunError, match="other settings"):
         run_bench(data, tmp_path / "late", ToyGenerator(steps=3, batch=2, devices=2), progress=False)
     assert parse_perturbation("add:frame=4:alpha=0.5") == Perturbation("add", 0.5, frame=4)
+    for spec in ("add:frame=4:alpha=0.5", "replace:step=20:alpha=1"):
+        assert parse_perturbation(spec).spec == spec  # the record's setting spelled as --perturb reads it
     for bad in ("blur:step=2", "replace:alpha=1", "replace:step=x", "replace:step=1:frame=2", "replace:step=1:k=2"):
         with pytest.raises(ValueError, match=r"--perturb .*MODE:step=S:alpha=A"):
             parse_perturbation(bad)

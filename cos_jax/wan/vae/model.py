@@ -8,7 +8,6 @@ later latent frame → 4). Caches carry the causal state between chunks (see `bl
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 
@@ -244,16 +243,21 @@ def init_vae(cfg: VAEConfig, seed: int = 0, param_dtype=jnp.float32) -> WanVAE:
 VAE_PRECISIONS = {"fp32": "highest", "tf32": "default"}
 
 
+def lax_precision(name: str) -> str:
+    """The lax precision of a VAE precision name ("fp32", "tf32"); ValueError naming the choices otherwise."""
+    if name not in VAE_PRECISIONS:
+        raise ValueError(f"VAE precision {name!r}; choose one of {sorted(VAE_PRECISIONS)}")
+    return VAE_PRECISIONS[name]
+
+
 def with_conv_precision(model: WanVAE, precision: str) -> WanVAE:
     """The VAE with its convs and matmuls at `precision` ("fp32": float32 arithmetic, the default; "tf32": TF32
     tensor cores on NVIDIA GPUs, PyTorch's default for convolutions, ~6x faster on an H200). In place."""
-    if precision not in VAE_PRECISIONS:
-        raise ValueError(f"VAE precision {precision!r}; choose one of {sorted(VAE_PRECISIONS)}")
-    lax_precision = VAE_PRECISIONS[precision]
+    lax_prec = lax_precision(precision)
     for _, module in nnx.iter_modules(model):
         if hasattr(module, "precision"):
-            module.precision = lax_precision
-    model.config = dataclasses.replace(model.config, conv_precision=lax_precision)
+            module.precision = lax_prec
+    model.config = model.config.replace(conv_precision=lax_prec)
     return model
 
 
