@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# The two-expert toy (toy-a14b) in one GPU lease: data, the high- and low-noise LoRAs, the held-out report.
-#   bash scripts/toy_a14b.sh OUT [BUDGET_PER_EXPERT_S] [RANK] [EXTRA_LORA_ARGS]
-# 1. generates the training data (the toy's last mix plus maze_two, difficulties 1-2) on the host CPUs;
-# 2. trains the high-noise LoRA on σ ∈ [0.875, 1] and the low-noise one on σ ∈ [0, 0.875] from the shipped
-#    toy, each until its time budget (scripts/train_toy_lora.py);
-# 3. scores the pair beside the single toy on the same held-out samples and seeds (scripts/eval_toy_pair.py).
-# Run it detached (setsid nohup) and poll OUT/job.log; OUT/{high,low}/lora.safetensors and OUT/eval.{json,md}
-# are the results.
+# The two-expert toy (toy-a14b) as shipped: data, the high- and low-noise LoRAs phase by phase, the held-out report.
+#   bash scripts/toy_a14b.sh OUT [RANK]
+# The phases of benchmarks/toy_a14b/README.md (each a warm start of the one before, with a new optimizer and
+# batch seed): on the toy's last mix plus maze_two, high 270 s + 220 s and low 250 s + 330 s; then on the
+# maze_two-weighted mix that keeps the other tasks' shares, low 370 s + 250 s and high 240 s. About 33 minutes
+# of one H200 (scripts/train_toy_lora.py stops each phase at its time budget, so a slower GPU trains fewer
+# steps). Run it detached (setsid nohup) and poll OUT/job.log; OUT/{high,low}/phase*/lora.safetensors and
+# OUT/eval.{json,md} are the results.
 set -euo pipefail
-out=$1 budget=${2:-240} rank=${3:-16} extra=${4:-}
+out=$1 rank=${2:-16}
+balanced=maze_two=44000,maze=16000,permanence=12000,analogy=10000,clock=8000,tictactoe_two=6000,bounce=4000,\
+select_next=3000,tictactoe=3000,majority_colour=3000
 mkdir -p "$out"
-python3 scripts/train_toy_lora.py --out "$out/high" --sigma 0,1 --data-cache "$out/data.npz" --prepare-data
-for expert in high low; do
+phase() {  # phase EXPERT N BUDGET_S SEED DATA [EXTRA ...]: trains OUT/EXPERT/phaseN from phase N-1
+    local expert=$1 n=$2 budget=$3 seed=$4 data=$5 sigma init=()
+    shift 5
     sigma=$([ "$expert" = high ] && echo 0.875,1 || echo 0,0.875)
-    python3 scripts/train_toy_lora.py --out "$out/$expert" --sigma "$sigma" --rank "$rank" --steps 100000 \
-        --time-budget "$budget" --data-cache "$out/data.npz" $extra
-done
-python3 scripts/eval_toy_pair.py --loras "$out/high/lora.safetensors" "$out/low/lora.safetensors" \
+    [ "$n" -gt 1 ] && init=(--init "$out/$expert/phase$((n - 1))/lora.safetensors")
+    python3 scripts/train_toy_lora.py --out "$out/$expert/phase$n" --sigma "$sigma" --rank "$rank" --steps 100000 \
+        --time-budget "$budget" --seed "$seed" --data-cache "$out/$data.npz" "${init[@]}" "$@"
+}
+phase high 1 270 0 data
+phase high 2 220 1 data
+phase low 1 250 0 data
+phase low 2 330 1 data
+phase low 3 370 4 data_balanced --counts "$balanced"
+phase low 4 250 5 data_balanced --counts "$balanced"
+phase high 3 240 6 data_balanced --counts "$balanced"
+python3 scripts/eval_toy_pair.py --loras "$out/high/phase3/lora.safetensors" "$out/low/phase4/lora.safetensors" \
     --per-task 100 --out "$out/eval.json"

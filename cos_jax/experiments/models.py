@@ -35,6 +35,7 @@ class ExperimentModel:
     frames: int
     latent_shape: tuple[int, int, int, int]
     backend: Any  # ToyModel + spec, or pipeline Components
+    weights: str | None = None  # fingerprint of the weights, where cheap to take (the shipped toys)
 
     @property
     def num_layers(self) -> int:
@@ -108,9 +109,16 @@ class ExperimentModel:
 
     def describe(self) -> dict:
         cfg = self.experts[0].config
-        return {"name": self.name, "kind": self.kind, "experts": len(self.experts), "layers": cfg.num_layers,
-                "dim": cfg.dim, "resolution": self.resolution, "frames": self.frames,
-                "latent_shape": list(self.latent_shape)}  # fmt: skip
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "experts": len(self.experts),
+            "layers": cfg.num_layers,
+            "dim": cfg.dim,
+            "resolution": self.resolution,
+            "frames": self.frames,
+            "latent_shape": list(self.latent_shape),
+        } | ({"weights": self.weights} if self.weights else {})
 
 
 def load_model(source: str, resolution: int = 0, frames: int = 0, vae_precision: str = "fp32") -> ExperimentModel:
@@ -118,7 +126,7 @@ def load_model(source: str, resolution: int = 0, frames: int = 0, vae_precision:
     `resolution` / `frames` 0 take the model's own. `vae_precision` ("fp32", "tf32") is a model folder's
     VAE arithmetic (the toys have no VAE)."""
     if source in TOY_KINDS:
-        from cos_jax.pipelines.toy import load_toy, load_toy_a14b
+        from cos_jax.pipelines.toy import load_toy, load_toy_a14b, shipped_fingerprint
 
         model, spec = load_toy() if source == "toy" else load_toy_a14b()
         if resolution not in (0, spec.resolution) or frames not in (0, spec.frames):
@@ -128,7 +136,7 @@ def load_model(source: str, resolution: int = 0, frames: int = 0, vae_precision:
             )
         experts = model.dit if isinstance(model.dit, tuple) else (model.dit,)
         return ExperimentModel(source, source, experts, spec.resolution, spec.frames, spec.latent_shape,
-                               (model, spec))  # fmt: skip
+                               (model, spec), shipped_fingerprint(source == "toy-a14b"))  # fmt: skip
     return _load_folder(source, resolution, frames, vae_precision)
 
 

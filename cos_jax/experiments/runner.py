@@ -2,7 +2,8 @@
 
 Output folder::
 
-    OUT/experiment.json        what ran: experiment, config, model, samples (a rerun must match it)
+    OUT/experiment.json        what ran: experiment, config, model (the shipped toys: their weights' sha256),
+                               samples (a rerun must match it, weights included)
     OUT/command.txt            the last command line that ran it (shown in the report)
     OUT/points/<point>.npz     one finished sweep point (written to a temp file, then renamed)
     OUT/results.json           the summary, once every point is done (no timings: reruns are bit-identical)
@@ -91,13 +92,22 @@ def check_out(out: Path, identity: dict) -> None:
         if theirs != identity:
             diff = sorted(k for k in set(theirs.get("config", {})) | set(identity["config"])
                           if theirs.get("config", {}).get(k) != identity["config"].get(k))  # fmt: skip
-            what = f"config keys {', '.join(diff)} differ" if diff else "the model or samples differ"
+            what = f"config keys {', '.join(diff)} differ" if diff else _model_difference(theirs, identity)
             raise ExperimentError(
                 f"--out {out} holds results of another run ({theirs.get('experiment')!r}; {what}); "
                 "use a new --out, or rerun with the same config to resume"
             )
     elif any(out.iterdir()):
         raise ExperimentError(f"--out {out} holds other files (no {IDENTITY}); give an empty or new folder")
+
+
+def _model_difference(theirs: dict, ours: dict) -> str:
+    """What differs between two identities with the same config: the model (which fields), or the samples."""
+    old, new = theirs.get("model", {}), ours["model"]
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if not keys:
+        return "the samples or schedule differ"
+    return "the model differs: " + ", ".join(f"{k} {old.get(k, 'unrecorded')} there, {new.get(k)} now" for k in keys)
 
 
 def identity_of(config: dict, model_info: dict, session_info: dict) -> dict:

@@ -34,6 +34,19 @@ def load_toy(weights: str | None = None) -> tuple[ToyModel, ToySpec]:
     return model, spec
 
 
+def shipped_fingerprint(two_experts: bool = False) -> str:
+    """A short sha256 of the shipped toy's files (its weights, and the LoRA pair for `toy-a14b`): experiment
+    records name the exact weights they ran, and a resumed run refuses weights that changed under it."""
+    import hashlib
+    from importlib import resources
+
+    folder = resources.files("cos_jax") / "assets" / "toy"
+    digest = hashlib.sha256()
+    for name in (SHIPPED_WEIGHTS, *SHIPPED_LORAS) if two_experts else (SHIPPED_WEIGHTS,):
+        digest.update((folder / name).read_bytes())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
 @dataclasses.dataclass(frozen=True)
 class ToyPair:
     """The two-expert toy (`toy-a14b`): the toy's text encoder and a (high-noise, low-noise) DiT pair, each

@@ -77,6 +77,23 @@ def test_a_common_key_added_later_resumes_at_its_default(reference, toy, tmp_pat
         run(load_config(PERTURB, [*TINY, "vae_precision=tf32"]), out, progress=False, model=toy)
 
 
+def test_a_folder_made_with_other_weights_is_refused(reference, toy, tmp_path):
+    """The record names the shipped weights (a fingerprint of the files, the LoRA pair's too for
+    toy-a14b), so a run resumed after the weights changed is refused instead of mixing two models."""
+    import shutil
+
+    from cos_jax.pipelines.toy import shipped_fingerprint
+
+    identity = json.loads((reference[0] / "experiment.json").read_text())
+    assert identity["model"]["weights"] == shipped_fingerprint() != shipped_fingerprint(two_experts=True)
+    out = tmp_path / "retrained"
+    shutil.copytree(reference[0], out)
+    identity["model"]["weights"] = "sha256:0123456789abcdef"
+    (out / "experiment.json").write_text(json.dumps(identity))
+    with pytest.raises(ExperimentError, match="the model differs: weights sha256:0123456789abcdef there"):
+        run(load_config(PERTURB, TINY), out, progress=False, model=toy)
+
+
 def test_killed_run_resumes_to_the_same_results(reference, toy, tmp_path, monkeypatch):
     out = tmp_path / "killed"
     calls, original = [], Perturb.run_point
