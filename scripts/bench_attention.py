@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from bench_common import time_runs
+from bench_common import median_seconds
 
 from cos_jax.arrays_io import atomic_write
 from cos_jax.wan import attention as attn
@@ -39,10 +38,12 @@ def cudnn_padded(q, k, v, multiple: int = 128):
 def cudnn_split(q, k, v):
     """cuDNN on the whole 128-key blocks (with its log-sum-exp), the key remainder in XLA, merged by
     `fold_key_remainder`."""
-    both = lambda q, k, v, kv_len: (attn.xla_attention_with_lse if kv_len else attn.cudnn_attention_with_lse)(
-        q, k, v, kv_len
-    )
-    return attn.fold_key_remainder(q, k, v, both)
+
+    def with_lse(q, k, v, kv_len):
+        remainder = kv_len is not None
+        return (attn.xla_attention_with_lse if remainder else attn.cudnn_attention_with_lse)(q, k, v, kv_len)
+
+    return attn.fold_key_remainder(q, k, v, with_lse)
 
 
 def cudnn_split_two(q, k, v):
@@ -99,10 +100,10 @@ def main() -> None:
     for name, fn in candidates.items():
         try:
             run = jax.jit(fn)
-            seconds = statistics.median(time_runs(lambda run=run: run(q, k, v), args.repeats))
+            seconds = median_seconds(lambda run=run: run(q, k, v), args.repeats)
             out = run(q, k, v).astype(jnp.float32)
         except Exception as e:  # a kernel that does not build here is reported, not fatal
-            result["kernels"][name] = {"error": str(e).splitlines()[0][:200]}
+            result["kernels"][name] = {"error": (str(e).splitlines() or [type(e).__name__])[0][:200]}
             print(name, "failed:", result["kernels"][name]["error"], flush=True)
             continue
         reference = out if reference is None else reference

@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmark scripts: the DiT config and latent grid of a video size, timing, JSON lines."""
+"""Shared pieces of the benchmark scripts: the DiT config and latent grid of a video size, timing, memory,
+JSON lines."""
 
 from __future__ import annotations
 
@@ -30,6 +31,26 @@ def append_json_line(path: str | None, result: dict) -> None:
     if path:
         old = Path(path).read_text() if Path(path).exists() else ""
         atomic_write(path, lambda tmp: Path(tmp).write_text(old + json.dumps(result) + "\n"))
+
+
+def gib(n_bytes: int) -> float:
+    return round(n_bytes / 2**30, 2)
+
+
+def plan_gib(compiled) -> dict[str, float]:
+    """XLA's memory plan of a compiled call in GiB: arguments, outputs, temporaries and their total ({} where
+    the backend gives none)."""
+    mem = compiled.memory_analysis()
+    if mem is None:
+        return {}
+    parts = {k: getattr(mem, f"{k}_size_in_bytes") for k in ("argument", "output", "temp")}
+    return {f"{k}_gib": gib(v) for k, v in parts.items()} | {"total_gib": gib(sum(parts.values()))}
+
+
+def peak_gib() -> float | None:
+    """The largest peak of device memory in use so far over this process's devices (JAX cannot reset it)."""
+    peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
+    return None if None in peaks else gib(max(peaks))
 
 
 def time_runs(run: Callable, repeats: int, sync: Callable = jax.block_until_ready, warmup: bool = True) -> list[float]:

@@ -18,16 +18,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_common import append_json_line, config_and_latent
+from bench_common import append_json_line, config_and_latent, peak_gib
 
 from cos_jax.parallel import make_mesh
 from cos_jax.sampling import Conditions, sample, sampling_preset
 from cos_jax.wan.dit import init_dit
-
-
-def peak_gib() -> float | None:
-    peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
-    return None if None in peaks else round(max(peaks) / 2**30, 2)
 
 
 def main() -> None:

@@ -16,17 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from bench_common import peak_gib, plan_gib, time_runs
 from flax import nnx
 from trace_summary import profile_call
 
+from cos_jax.arrays_io import atomic_write
 from cos_jax.wan.vae import VAE_PRECISIONS, abstract_vae, init_vae, vae_preset, with_conv_precision
-
-
-def _gib(n: int) -> float:
-    return round(n / 2**30, 3)
 
 
 def main() -> None:
@@ -66,32 +65,21 @@ def main() -> None:
         start = time.perf_counter()
         compiled = jax.jit(fn).lower(state, arg).compile()
         entry = {"compile_s": round(time.perf_counter() - start, 2)}
-        mem = compiled.memory_analysis()
-        if mem is not None:
-            entry.update(
-                argument_gib=_gib(mem.argument_size_in_bytes),
-                output_gib=_gib(mem.output_size_in_bytes),
-                temp_gib=_gib(mem.temp_size_in_bytes),
-            )
+        entry.update(plan_gib(compiled))
         if not args.compile_only:
             x = jnp.zeros(arg.shape, arg.dtype)
-            times = []
-            for _ in range(max(1, args.repeats)):
-                start = time.perf_counter()
-                jax.block_until_ready(compiled(state, x))
-                times.append(time.perf_counter() - start)
+            call = lambda compiled=compiled, x=x: compiled(state, x)
+            times = time_runs(call, max(1, args.repeats), warmup=False)
             entry["seconds"] = round(min(times), 3)
-            stats = jax.devices()[0].memory_stats() or {}
-            if "peak_bytes_in_use" in stats:  # the process's peak so far, compilation's autotuning included
-                entry["peak_gib"] = _gib(stats["peak_bytes_in_use"])
+            peak = peak_gib()  # the process's peak so far, compilation's autotuning included
+            if peak is not None:
+                entry["peak_gib"] = peak
             if args.profile:
-                call = lambda compiled=compiled, x=x: compiled(state, x)
                 entry["profile_classes"] = profile_call(call, f"{args.profile}/{name}")["classes"]
         report[name] = entry
         print(name, entry, flush=True)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-from bench_common import median_seconds
+from bench_common import median_seconds, peak_gib, plan_gib
 
 from cos_jax.arrays_io import atomic_write
 from cos_jax.convert.reference import diffusers_config
@@ -48,7 +48,7 @@ from cos_jax.wan.vae import init_vae, vae_preset, with_conv_precision
 
 TORCH_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # precision -> (torch dtype, jax dtype, TF32 allowed, cos-jax VAE precision)
-VAE_PRECISIONS = {
+PRECISIONS = {
     "fp32": (torch.float32, jnp.float32, False, "fp32"),
     "tf32": (torch.float32, jnp.float32, True, "tf32"),
     "bf16": (torch.bfloat16, jnp.bfloat16, False, "fp32"),
@@ -74,11 +74,6 @@ def torch_sync(out):
 
 def torch_peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if TORCH_DEVICE == "cuda" else None
-
-
-def jax_peak_gib() -> float | None:
-    stats = jax.devices()[0].memory_stats() or {}
-    return round(stats["peak_bytes_in_use"] / 2**30, 2) if "peak_bytes_in_use" in stats else None
 
 
 def free_torch() -> None:
@@ -116,7 +111,7 @@ def _jax_dit(cfg: DiTConfig, x, t, ctx, repeats: int) -> tuple[float, float | No
     y = jnp.asarray(x[..., cfg.out_dim :]) if cfg.in_dim > cfg.out_dim else None
     args = (jnp.asarray(x[..., : cfg.out_dim]), jnp.asarray(t), jnp.asarray(ctx), y)
     forward = jax.jit(lambda m, x, t, c, y: m(x, t, c, y, policy="bf16"))
-    return timed(lambda: forward(model, *args), jax.block_until_ready, repeats), jax_peak_gib()
+    return timed(lambda: forward(model, *args), jax.block_until_ready, repeats), peak_gib()
 
 
 def dit_pair(cfg: DiTConfig, latent: tuple[int, int, int], batch: int, repeats: int) -> dict:
@@ -148,13 +143,6 @@ def _torch_vae(cfg, z, video, dtype, repeats: int) -> dict:
     return out
 
 
-def _plan_gib(compiled) -> float | None:
-    """XLA's memory plan of a compiled call: arguments + outputs + temporaries (GiB)."""
-    mem = compiled.memory_analysis()
-    total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes if mem else None
-    return None if total is None else round(total / 2**30, 2)
-
-
 def _jax_vae(cfg, z, video, dtype, vae_precision: str, repeats: int) -> dict:
     """cos-jax's side: times, XLA's memory plan of each call, and the process's peak so far (which includes
     the autotuning scratch of compilation; JAX cannot reset it)."""
@@ -164,16 +152,16 @@ def _jax_vae(cfg, z, video, dtype, vae_precision: str, repeats: int) -> dict:
     encode = jax.jit(lambda m, v: m.encode(v)).lower(model, jv).compile()
     return {
         "decode_cos_jax_s": timed(lambda: decode(model, jz), jax.block_until_ready, repeats),
-        "decode_cos_jax_plan_gib": _plan_gib(decode),
+        "decode_cos_jax_plan_gib": plan_gib(decode).get("total_gib"),
         "encode_cos_jax_s": timed(lambda: encode(model, jv), jax.block_until_ready, repeats),
-        "encode_cos_jax_plan_gib": _plan_gib(encode),
-        "cos_jax_process_peak_gib": jax_peak_gib(),
+        "encode_cos_jax_plan_gib": plan_gib(encode).get("total_gib"),
+        "cos_jax_process_peak_gib": peak_gib(),
     }
 
 
 def vae_pair(name: str, latent: tuple[int, int, int], frames: int, precision: str, repeats: int) -> dict:
     """VAE decode of a latent [1, F, H, W, z] and encode of its video size, in `precision` on both sides."""
-    torch_dtype, jax_dtype, tf32, vae_precision = VAE_PRECISIONS[precision]
+    torch_dtype, jax_dtype, tf32, vae_precision = PRECISIONS[precision]
     cfg = vae_preset(name)
     allow_tf32(tf32)
     s = cfg.spatial_stride
@@ -201,7 +189,7 @@ def x0_decode(vae_name: str, latent, steps: int, batches: tuple[int, ...]) -> di
         start = time.perf_counter()
         decode_many(model, z, b)
         out[f"batch{b}_s_per_step"] = round((time.perf_counter() - start) / steps, 4)
-    out["cos_jax_peak_gib"] = jax_peak_gib()
+    out["cos_jax_peak_gib"] = peak_gib()
     return out
 
 
@@ -264,7 +252,7 @@ def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps
                            width=width, config=config, keep_steps=[], policy="bf16")  # fmt: skip
         return wan.decode(components, out)
 
-    return timed(run, lambda out: out, repeats), jax_peak_gib()
+    return timed(run, lambda out: out, repeats), peak_gib()
 
 
 def pipeline_pair(cfg: DiTConfig, t5, vae_name: str, latent, steps: int, repeats: int) -> dict:
@@ -320,7 +308,7 @@ def main() -> None:
             result[f"dit_batch{batch}"] = dit_pair(cfg, latent, batch, args.repeats)
             print(f"DiT forward, batch {batch}:", result[f"dit_batch{batch}"], flush=True)
     if "vae" in parts:
-        for precision in VAE_PRECISIONS:
+        for precision in PRECISIONS:
             result[f"vae_{precision}"] = vae_pair(args.vae, latent, frames, precision, args.repeats)
             print(f"VAE {precision}:", result[f"vae_{precision}"], flush=True)
     if "x0decode" in parts:

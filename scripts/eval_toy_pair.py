@@ -61,7 +61,6 @@ def main() -> None:
     meta = {"per_task": args.per_task, "steps": args.steps, "guidance": args.guidance, "seconds": round(seconds, 1),
             "loras": args.loras or f"shipped ({shipped_fingerprint(two_experts=True)})"}  # fmt: skip
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps({"meta": meta, "entries": report}, indent=1)))
     fmt = lambda v: f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"
     lines = ["| entry | n | single success | pair success | pair − single success | pair − single score |",

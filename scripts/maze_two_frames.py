@@ -94,7 +94,6 @@ def main() -> None:
                        "sampler": "50 Euler steps, shift 5, CFG 5, switch at t < 875"},
               "frames": table, "trails": trails, "failures": why, "boards": rows}  # fmt: skip
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
     print(json.dumps({"frames": table, "trails": trails, "failures": why}, indent=1, ensure_ascii=False))
 

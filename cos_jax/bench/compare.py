@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from cos_jax.analysis.stats import paired_bootstrap_ci
+from cos_jax.bench.runner import differences
+from cos_jax.tasks.cli import RESULTS_FILE
 
 Key = tuple[str, str, str]  # (split folder, task, sample number)
 
@@ -67,13 +69,11 @@ def _sample_key(split: str, task: str, sample: str | int) -> Key:
 
 def cos_jax_scores(out: str | Path) -> tuple[dict[Key, float], dict[Key, bool]]:
     """Per-sample scores and successes of `cos-jax bench evaluate` (OUT/cos_jax_results.json)."""
-    path = Path(out) / "cos_jax_results.json"
+    path = Path(out) / RESULTS_FILE
     if not path.is_file():
         raise CompareError(f"no scores at {path}; make them with `cos-jax bench evaluate DATA {out}`")
-    rows = json.loads(path.read_text())["samples"]
-    scores = {_sample_key(r["split"], r["task"], r["sample"]): float(r["score"]) for r in rows}
-    success = {_sample_key(r["split"], r["task"], r["sample"]): bool(r["success"]) for r in rows}
-    return scores, success
+    rows = [(_sample_key(r["split"], r["task"], r["sample"]), r) for r in json.loads(path.read_text())["samples"]]
+    return {k: float(r["score"]) for k, r in rows}, {k: bool(r["success"]) for k, r in rows}
 
 
 EVALKIT_RESULTS = "*_vbvr_results.json"
@@ -124,10 +124,9 @@ def _check_comparable(clean: RunScores, run: RunScores) -> None:
     if run.perturb is None:
         raise CompareError(f"{run.folder} is not perturbed; every folder after the first needs `--perturb`")
     base = {k: v for k, v in run.settings.items() if k != "perturb"}
-    if run.model != clean.model or base != clean.settings:
-        diff = sorted(k for k in {*base, *clean.settings} if base.get(k) != clean.settings.get(k))
-        what = "model" if run.model != clean.model else ", ".join(diff)
-        raise CompareError(f"{run.folder} and {clean.folder} differ in {what}, not only in the perturbation")
+    diff = differences({"model": clean.model, **clean.settings}, {"model": run.model, **base})
+    if diff:
+        raise CompareError(f"{run.folder} and {clean.folder} differ in {'; '.join(diff)}, not only in the perturbation")
 
 
 def _paired(clean: dict[Key, float], other: dict[Key, float], keys: list[Key], n_boot: int, seed: int) -> dict:

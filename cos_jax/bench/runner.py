@@ -137,12 +137,13 @@ def _normalised(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """`key: old -> new` for every (nested) key whose value differs."""
     out = []
     for k in sorted(set(old) | set(new)):
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{k}.")
+            out += differences(a, b, f"{prefix}{k}.")
         elif a != b:
             out.append(f"{prefix}{k}: {a!r} -> {b!r}")
     return out
@@ -157,7 +158,7 @@ def load_record(out: Path, shard: tuple[int, int], identity: dict) -> dict:
             raise BenchRunError(f"cannot read the run record {path} ({e}); move it away to start afresh") from e
         old = {k: other.get(k) for k in identity}
         if old != identity:
-            diff = "; ".join(_differences(old, identity))
+            diff = "; ".join(differences(old, identity))
             raise BenchRunError(
                 f"{out} holds videos from a run with other settings ({path.name}: {diff}); use another output "
                 f"folder, or delete {path.name} to mix runs on purpose"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -34,9 +35,11 @@ def load_toy(weights: str | None = None) -> tuple[ToyModel, ToySpec]:
     return model, spec
 
 
+@functools.cache
 def shipped_fingerprint(two_experts: bool = False) -> str:
     """A short sha256 of the shipped toy's files (its weights, and the LoRA pair for `toy-a14b`): experiment
-    records name the exact weights they ran, and a resumed run refuses weights that changed under it."""
+    records name the exact weights they ran, and a resumed run refuses weights that changed under it. Read
+    once per process (the package's files do not change under it)."""
     import hashlib
     from importlib import resources
 

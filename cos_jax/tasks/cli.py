@@ -14,6 +14,8 @@ from tqdm.auto import tqdm
 
 from cos_jax.errors import UsageError
 
+RESULTS_FILE = "cos_jax_results.json"  # per-sample scores of `tasks score` / `bench evaluate` beside the videos
+
 
 def _task_names(names: list[str] | None) -> list[str]:
     from cos_jax.tasks import ID_TASKS, OOD_TASKS, TASKS
@@ -61,7 +63,7 @@ def score_videos(videos: str, bench: str, json_path: str | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_report(report))
-    out = Path(json_path) if json_path else Path(videos) / "cos_jax_results.json"
+    out = Path(json_path) if json_path else Path(videos) / RESULTS_FILE
     write_report(out, report)
     print(f"results: {out}")
     return 0

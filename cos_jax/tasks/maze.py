@@ -60,11 +60,16 @@ def neighbours_fn(lattice: list[str]):
 AGENT_ON = 0.3  # share of a cell block in the agent's green that counts as the agent standing there
 
 
+def cell_green(fractions: np.ndarray) -> np.ndarray:
+    """The green share of every cell block (corridor and wall blocks left out): (T, cells, cells) of block
+    `fractions` (T, L, L, colours)."""
+    return fractions[:, 1::2, 1::2, G["green"]]
+
+
 def agent_cells(fractions: np.ndarray, cells: int) -> list[tuple[int, int] | None]:
     """The agent's cell in every frame of block `fractions` (T, L, L, colours): the greenest cell block, or
     None where none is green enough."""
-    green = fractions[:, 1::2, 1::2, G["green"]]  # cell blocks only
-    return [divmod(int(g.argmax()), cells) if g.max() >= AGENT_ON else None for g in green]
+    return [divmod(int(g.argmax()), cells) if g.max() >= AGENT_ON else None for g in cell_green(fractions)]
 
 
 def drawn_trail(last: np.ndarray) -> np.ndarray:
@@ -234,7 +239,7 @@ class Maze(Task):
             "validity": validity,
             "optimality": sol["length"] / taken if reached and taken else 0.0,
             "preservation": float(iou >= 0.95),
-            "single_agent": float(np.mean([(g >= AGENT_ON).sum() == 1 for g in f[:, 1::2, 1::2, G["green"]]])),
+            "single_agent": float(np.mean([(g >= AGENT_ON).sum() == 1 for g in cell_green(f)])),
         }
         w = {"completion": 0.35, "validity": 0.30, "optimality": 0.15, "preservation": 0.10, "single_agent": 0.10}
         success = reached and validity == 1.0 and bool((trail == route).all())
