@@ -20,7 +20,7 @@ import numpy as np
 
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
 from cos_jax.arrays_io import atomic_write
-from cos_jax.pipelines.toy import load_toy, load_toy_a14b, shipped_fingerprint
+from cos_jax.pipelines.toy import load_toy, load_toy_a14b, lora_pair_label
 from cos_jax.train.evaluate import add_eval_arguments, entry_label, held_out_samples, sample_label, score_samples
 
 ENTRIES = ["select_next", "tictactoe", "tictactoe_two", "maze@1", "maze", "maze_two@1", "maze_two",
@@ -59,7 +59,7 @@ def main() -> None:
             row[f"pair_minus_single_{metric}"] = [round(float(v), 4) for v in diff]
         report[t] = row
     meta = {"per_task": args.per_task, "steps": args.steps, "guidance": args.guidance, "seconds": round(seconds, 1),
-            "loras": args.loras or f"shipped ({shipped_fingerprint(two_experts=True)})"}  # fmt: skip
+            "loras": lora_pair_label(args.loras)}  # fmt: skip
     out = Path(args.out)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps({"meta": meta, "entries": report}, indent=1)))
     fmt = lambda v: f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"

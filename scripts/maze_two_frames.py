@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cos_jax.arrays_io import atomic_write
-from cos_jax.pipelines.toy import decode_video, generate, load_toy_a14b, shipped_fingerprint, toy_sampling
+from cos_jax.pipelines.toy import decode_video, generate, load_toy_a14b, lora_pair_label, toy_sampling
 from cos_jax.tasks import get_task
 from cos_jax.tasks.maze import agent_cells, drawn_trail, route_blocks
 from cos_jax.train.evaluate import held_out_samples
@@ -89,7 +89,7 @@ def main() -> None:
            "agent jumps (validity < 1)": sum(r["subscores"]["validity"] < 1 for r in failures),
            "goal reached with valid moves (so the trail is off the route)": sum(
                r["subscores"]["completion"] == 1 and r["subscores"]["validity"] == 1 for r in failures)}  # fmt: skip
-    loras = args.loras or f"shipped ({shipped_fingerprint(two_experts=True)})"
+    loras = lora_pair_label(args.loras)
     report = {"meta": {"per_task": args.per_task, "difficulty": args.difficulty, "loras": loras,
                        "sampler": "50 Euler steps, shift 5, CFG 5, switch at t < 875"},
               "frames": table, "trails": trails, "failures": why, "boards": rows}  # fmt: skip

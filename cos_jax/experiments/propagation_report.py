@@ -29,6 +29,7 @@ def summarise(config: dict, info: dict, records: dict) -> dict:
             key = f"{mode} @ boundary {b:g}" if config["boundaries"] else mode
             out["modes"][key] = {"mode": mode, "boundary": b, **_sweep(config, rows)}
     out["boundary_effect"] = boundary_effect(config, out["modes"])
+    out["switch_contrast"] = switch_contrast(config, records, out["modes"])
     return out
 
 
@@ -74,6 +75,46 @@ def boundary_effect(config: dict, sweeps: dict) -> list[str]:
     return out
 
 
+def switch_contrast(config: dict, records: dict, sweeps: dict) -> list[dict]:
+    """Each moved boundary against `boundary` (same samples, same noise, so paired): per injection step, the change
+    in success drop and in x̂0's final 1 − CKA when the switch moves. Steps between the two switches are where
+    one run's perturbed latent meets the low-noise expert at once and the other's the high-noise one first."""
+    by_key = {(r["params"]["mode"], r["params"]["boundary"], r["params"]["at"]): r for r in records.values()}
+    out = []
+    for mode in config["modes"]:
+        runs = {v["boundary"]: v for v in sweeps.values() if v["mode"] == mode and v["switch_step"] is not None}
+        ref = runs.get(config["boundary"])
+        for b, run in sorted(runs.items()):
+            if ref is None or run["switch_step"] == ref["switch_step"]:
+                continue
+            rows = []
+            for at in sorted(set(run["inject_steps"]) & set(ref["inject_steps"])):
+                moved, base = by_key[(mode, b, at)], by_key[(mode, config["boundary"], at)]
+                drop = paired_bootstrap_ci(moved["success_clean"] - moved["success"],
+                                           base["success_clean"] - base["success"])  # fmt: skip
+                x0 = paired_bootstrap_ci(base["cka_x0"][:, -1], moved["cka_x0"][:, -1])  # Δ(1 − CKA)
+                rows.append({"at": at, "success_drop": _r(drop), "x0": _r(x0)})
+            out.append({"mode": mode, "boundary": b, "reference": config["boundary"], "switch": run["switch_step"],
+                        "reference_switch": ref["switch_step"], "rows": rows})  # fmt: skip
+    return out
+
+
+def _contrast_line(c: dict) -> str:
+    """Where the switch move changes the outcome (interval excludes 0), and whether it is between the switches."""
+    lo, hi = sorted((c["switch"], c["reference_switch"]))
+    hits = [r for r in c["rows"] if r["success_drop"][1] > 0 or r["success_drop"][2] < 0]
+    head = f"{c['mode']}, switch {c['switch']} against {c['reference_switch']}"
+    if not hits:
+        return f"{head}: the success drop changes at no injection step (every paired interval includes 0)"
+    where = ", ".join(f"s_t = {r['at']} ({r['success_drop'][0]:+.3f} [{r['success_drop'][1]:+.3f}, "
+                      f"{r['success_drop'][2]:+.3f}])" for r in hits)  # fmt: skip
+    inside = sum(lo <= r["at"] < hi for r in hits)
+    return (
+        f"{head}: the success drop changes at {where}; {inside} of {len(hits)} between the switches "
+        f"({lo} ≤ s_t < {hi}), where the experts that meet the perturbation differ"
+    )
+
+
 def report(results: dict, out: Path, records: dict) -> list:
     cfg = results["config"]
     switches = sorted({v["switch_step"] for v in results["modes"].values() if v["switch_step"] is not None})
@@ -88,6 +129,22 @@ def report(results: dict, out: Path, records: dict) -> list:
         + where])]  # fmt: skip
     if results["boundary_effect"]:
         sections.append(Section("Does the peak follow the expert switch?", results["boundary_effect"]))
+    for c in results.get("switch_contrast", []):
+        rows = [[r["at"], *(f"{r[k][0]:+.3f} [{r[k][1]:+.3f}, {r[k][2]:+.3f}]" for k in ("success_drop", "x0"))]
+                for r in c["rows"]]  # fmt: skip
+        head = ["s_t", "Δ success drop", "Δ (1 − CKA x0), final step"]
+        at = np.asarray([r["at"] for r in c["rows"]])
+        path = curves(out / f"{c['mode']}_switch_contrast.png", at,
+                      {"Δ success drop": tuple(np.asarray([r["success_drop"] for r in c["rows"]]).T)},
+                      f"{c['mode']}: switch at {c['switch']} minus switch at {c['reference_switch']}",
+                      "injection step s_t", "paired difference",
+                      vlines={f"switch {c['switch']}": c["switch"] - 0.5,
+                              f"switch {c['reference_switch']}": c["reference_switch"] - 0.5})  # fmt: skip
+        sections.append(Section(
+            f"{c['mode']}: switch at step {c['switch']} minus switch at step {c['reference_switch']}, paired",
+            [_contrast_line(c), "Same samples and initial noise under both boundaries; 95 % paired bootstrap "
+             "intervals."], tables=[Table(head, rows)],
+            figures=[Figure(path, caption="change of the success drop when the switch moves, paired")]))  # fmt: skip
     for mode, entry in results["modes"].items():
         inject = entry["inject_steps"]
         switch = entry["switch_step"]

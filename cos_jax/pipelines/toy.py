@@ -35,19 +35,37 @@ def load_toy(weights: str | None = None) -> tuple[ToyModel, ToySpec]:
     return model, spec
 
 
+def files_fingerprint(blobs: Sequence[bytes]) -> str:
+    """A short sha256 of files' bytes, in order: how records name the weights they ran."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for blob in blobs:
+        digest.update(blob)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
 @functools.cache
 def shipped_fingerprint(two_experts: bool = False) -> str:
-    """A short sha256 of the shipped toy's files (its weights, and the LoRA pair for `toy-a14b`): experiment
+    """The fingerprint of the shipped toy's files (its weights, and the LoRA pair for `toy-a14b`): experiment
     records name the exact weights they ran, and a resumed run refuses weights that changed under it. Read
     once per process (the package's files do not change under it)."""
-    import hashlib
     from importlib import resources
 
     folder = resources.files("cos_jax") / "assets" / "toy"
-    digest = hashlib.sha256()
-    for name in (SHIPPED_WEIGHTS, *SHIPPED_LORAS) if two_experts else (SHIPPED_WEIGHTS,):
-        digest.update((folder / name).read_bytes())
-    return "sha256:" + digest.hexdigest()[:16]
+    names = (SHIPPED_WEIGHTS, *SHIPPED_LORAS) if two_experts else (SHIPPED_WEIGHTS,)
+    return files_fingerprint([(folder / name).read_bytes() for name in names])
+
+
+def lora_pair_label(loras: Sequence[str] | None) -> str:
+    """How a record names the LoRA pair it ran on the shipped toy: the shipped pair, or the given (high, low)
+    files by name and content (not by path, which differs between machines)."""
+    if loras is None:
+        return f"shipped ({shipped_fingerprint(two_experts=True)})"
+    from pathlib import Path
+
+    names = ", ".join(Path(f).name for f in loras)
+    return f"given: {names} ({files_fingerprint([Path(f).read_bytes() for f in loras])})"
 
 
 @dataclasses.dataclass(frozen=True)

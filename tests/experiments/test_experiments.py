@@ -80,7 +80,34 @@ def test_every_experiment_runs_on_a_tiny_i2v_a14b_folder(config, i2v_folder, tmp
         assert {k: v["switch_step"] for k, v in results["modes"].items()} == expected
         assert len(results["boundary_effect"]) == 4  # latent, x0, layer0, layer1
         assert all("switch 1 → peak" in line for line in results["boundary_effect"])
+        (contrast,) = results["switch_contrast"]
+        assert (contrast["boundary"], contrast["reference"], contrast["switch"]) == (950, 875, 1)
+        assert [r["at"] for r in contrast["rows"]] == [0, 1]
+        assert "switch at step 1 minus switch at step 2" in (tmp_path / name / "report.md").read_text()
     assert (tmp_path / name / "report.html").stat().st_size > 1000
+
+
+def test_switch_contrast_finds_a_change_between_the_switches_only():
+    from cos_jax.experiments.propagation_report import _contrast_line, switch_contrast
+
+    n, ones = 40, np.ones(40)
+    records = {}
+    switches = {875.0: 21, 900.0: 18}
+    for b in switches:
+        for at in (15, 19, 25):
+            worse = b == 900.0 and at == 19  # the moved switch makes injections at step 19 fail
+            records[f"{b}-{at}"] = {"params": {"mode": "replace", "boundary": b, "at": at},
+                                    "success_clean": ones, "success": 0 * ones if worse else ones,
+                                    "cka_x0": np.full((n, 3), 0.5 if worse else 0.9)}  # fmt: skip
+    sweeps = {f"replace @ boundary {b:g}": {"mode": "replace", "boundary": b, "switch_step": s,
+                                            "inject_steps": [15, 19, 25]} for b, s in switches.items()}  # fmt: skip
+    config = {"modes": ["replace"], "boundary": 875.0}
+    (contrast,) = switch_contrast(config, records, sweeps)
+    by_step = {r["at"]: r for r in contrast["rows"]}
+    assert by_step[19]["success_drop"][0] == 1.0 and by_step[19]["x0"][0] == pytest.approx(0.4)
+    assert by_step[15]["success_drop"] == [0.0, 0.0, 0.0] == by_step[25]["success_drop"]
+    line = _contrast_line(contrast)
+    assert "changes at s_t = 19 (+1.000" in line and "1 of 1 between the switches (18 ≤ s_t < 21)" in line
 
 
 def test_blind_video_self_correction_and_frames_read():

@@ -45,3 +45,17 @@ def test_the_shipped_pair_loads_and_differs_from_the_toy():
     for out in (high, low):
         assert np.isfinite(out).all() and not np.allclose(out, single, atol=1e-4)
     assert not np.allclose(high, low, atol=1e-4)
+
+
+def test_a_given_lora_pair_is_named_by_file_and_content_not_by_path(tmp_path):
+    from cos_jax.pipelines.toy import lora_pair_label
+
+    high, low = tmp_path / "run_a" / "high.safetensors", tmp_path / "low.safetensors"
+    high.parent.mkdir()
+    high.write_bytes(b"high weights")
+    low.write_bytes(b"low weights")
+    label = lora_pair_label((str(high), str(low)))
+    assert label.startswith("given: high.safetensors, low.safetensors (sha256:") and str(tmp_path) not in label
+    low.write_bytes(b"other low weights")
+    assert lora_pair_label((str(high), str(low))) != label
+    assert lora_pair_label(None).startswith("shipped (sha256:")
