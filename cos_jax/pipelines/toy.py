@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Sequence
 from contextlib import nullcontext
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -37,8 +39,6 @@ def load_toy(weights: str | None = None) -> tuple[ToyModel, ToySpec]:
 
 def files_fingerprint(blobs: Sequence[bytes]) -> str:
     """A short sha256 of files' bytes, in order: how records name the weights they ran."""
-    import hashlib
-
     digest = hashlib.sha256()
     for blob in blobs:
         digest.update(blob)
@@ -62,8 +62,6 @@ def lora_pair_label(loras: Sequence[str] | None) -> str:
     files by name and content (not by path, which differs between machines)."""
     if loras is None:
         return f"shipped ({shipped_fingerprint(two_experts=True)})"
-    from pathlib import Path
-
     names = ", ".join(Path(f).name for f in loras)
     return f"given: {names} ({files_fingerprint([Path(f).read_bytes() for f in loras])})"
 
