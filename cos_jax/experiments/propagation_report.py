@@ -84,8 +84,10 @@ def switch_contrast(config: dict, records: dict, sweeps: dict) -> list[dict]:
     for mode in config["modes"]:
         runs = {v["boundary"]: v for v in sweeps.values() if v["mode"] == mode and v["switch_step"] is not None}
         ref = runs.get(config["boundary"])
+        if ref is None:
+            continue
         for b, run in sorted(runs.items()):
-            if ref is None or run["switch_step"] == ref["switch_step"]:
+            if run["switch_step"] == ref["switch_step"]:
                 continue
             rows = []
             for at in sorted(set(run["inject_steps"]) & set(ref["inject_steps"])):

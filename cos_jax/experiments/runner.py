@@ -90,21 +90,25 @@ def check_out(out: Path, identity: dict) -> None:
         if "config" in theirs:  # a common key added since that run was made counts as its default there
             theirs = {**theirs, "config": {**COMMON, **theirs["config"]}}
         if theirs != identity:
-            diff = sorted(k for k in set(theirs.get("config", {})) | set(identity["config"])
-                          if theirs.get("config", {}).get(k) != identity["config"].get(k))  # fmt: skip
-            what = f"config keys {', '.join(diff)} differ" if diff else _model_difference(theirs, identity)
             raise ExperimentError(
-                f"--out {out} holds results of another run ({theirs.get('experiment')!r}; {what}); "
-                "use a new --out, or rerun with the same config to resume"
+                f"--out {out} holds results of another run ({theirs.get('experiment')!r}; "
+                f"{_what_differs(theirs, identity)}); use a new --out, or rerun with the same config to resume"
             )
     elif any(out.iterdir()):
         raise ExperimentError(f"--out {out} holds other files (no {IDENTITY}); give an empty or new folder")
 
 
-def _model_difference(theirs: dict, ours: dict) -> str:
-    """What differs between two identities with the same config: the model (which fields), or the samples."""
+def _changed_keys(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _what_differs(theirs: dict, ours: dict) -> str:
+    """Between two run identities: the config keys, else the model's fields, else the samples or schedule."""
+    keys = _changed_keys(theirs.get("config", {}), ours["config"])
+    if keys:
+        return f"config keys {', '.join(keys)} differ"
     old, new = theirs.get("model", {}), ours["model"]
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    keys = _changed_keys(old, new)
     if not keys:
         return "the samples or schedule differ"
     return "the model differs: " + ", ".join(f"{k} {old.get(k, 'unrecorded')} there, {new.get(k)} now" for k in keys)
