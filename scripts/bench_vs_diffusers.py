@@ -256,8 +256,9 @@ def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps
     return timed(run, lambda out: out, repeats), peak_gib()
 
 
-def pipeline_pair(cfg: DiTConfig, t5, vae_name: str, latent, steps: int, repeats: int) -> dict:
-    """A whole I2V sample (prompt encoding, `steps` steps with CFG over both experts, VAE decode) on both sides."""
+def pipeline_pair(cfg: DiTConfig, t5, vae_name: str, latent, steps: int, repeats: int, partial=print) -> dict:
+    """A whole I2V sample (prompt encoding, `steps` steps with CFG over both experts, VAE decode) on both sides;
+    `partial(dict)` gets diffusers' side as soon as it is done (a run killed during cos-jax's keeps it)."""
     import tempfile
 
     from cos_jax.pipelines.wan_reference import write_tokenizer
@@ -270,6 +271,7 @@ def pipeline_pair(cfg: DiTConfig, t5, vae_name: str, latent, steps: int, repeats
         write_tokenizer(tmp)
         args = (cfg, t5, vae_name, tmp, frames, height, width, steps, repeats)
         torch_s, torch_mem = _torch_pipeline(*args)
+        partial({"steps": steps, "diffusers_s": torch_s, "diffusers_peak_gib": torch_mem})
         free_torch()
         jax_s, jax_mem = _jax_pipeline(*args)
     return {"steps": steps, "vae": "fp32 weights, TF32 convs on both sides", "cos_jax_s": jax_s,
@@ -304,22 +306,28 @@ def main() -> None:
               "latent": list(latent), "frames": frames, "tokens": cfg.tokens(*latent), "tiny": args.tiny,
               "repeats": args.repeats}  # fmt: skip
     parts = set(args.parts.split(","))
+
+    def save(part: str | None = None, value: dict | None = None) -> None:
+        """Write what is measured so far (atomically), so a run killed later keeps the finished parts."""
+        if part is not None:
+            result[part] = value
+            print(f"{part}:", value, flush=True)
+        if args.out:
+            atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
+
     if "dit" in parts:
         for batch in (1, 2):
-            result[f"dit_batch{batch}"] = dit_pair(cfg, latent, batch, args.repeats)
-            print(f"DiT forward, batch {batch}:", result[f"dit_batch{batch}"], flush=True)
+            save(f"dit_batch{batch}", dit_pair(cfg, latent, batch, args.repeats))
     if "vae" in parts:
         for precision in PRECISIONS:
-            result[f"vae_{precision}"] = vae_pair(args.vae, latent, frames, precision, args.repeats)
-            print(f"VAE {precision}:", result[f"vae_{precision}"], flush=True)
+            save(f"vae_{precision}", vae_pair(args.vae, latent, frames, precision, args.repeats))
     if "x0decode" in parts:
-        result["x0_decode"] = x0_decode(args.vae, latent, 8, (1, 2, 4))
-        print("batched x̂0 decoding:", result["x0_decode"], flush=True)
+        save("x0_decode", x0_decode(args.vae, latent, 8, (1, 2, 4)))
     if "pipeline" in parts:
-        result["pipeline"] = pipeline_pair(cfg, t5, args.vae, latent, args.steps, args.repeats)
-        print("whole I2V sample:", result["pipeline"], flush=True)
-    if args.out:
-        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
+        done = pipeline_pair(cfg, t5, args.vae, latent, args.steps, args.repeats,
+                             partial=lambda side: save("pipeline", side))  # fmt: skip
+        save("pipeline", done)
+    save()
 
 
 if __name__ == "__main__":
