@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(VENV)/bin/ruff format --check cos_jax tests scripts
 	$(VENV)/bin/ruff check cos_jax tests scripts
-	$(TEST_ENV) $(PY) -m pytest -q -n 2 tests
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist worksteal tests
 
 demo: $(STAMP)
 	JAX_PLATFORMS=cpu $(VENV)/bin/cos-jax demo
