@@ -315,6 +315,7 @@ def main() -> None:
         if args.out:
             atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
 
+    save()  # the versions and settings, before the first part
     if "dit" in parts:
         for batch in (1, 2):
             save(f"dit_batch{batch}", dit_pair(cfg, latent, batch, args.repeats))
@@ -327,7 +328,6 @@ def main() -> None:
         done = pipeline_pair(cfg, t5, args.vae, latent, args.steps, args.repeats,
                              partial=lambda side: save("pipeline", side))  # fmt: skip
         save("pipeline", done)
-    save()
 
 
 if __name__ == "__main__":

@@ -69,6 +69,11 @@ class Section:
     code: list[str] = field(default_factory=list)
 
 
+def signed_interval(ci: Sequence[float]) -> str:
+    """A paired difference and its interval, signed: `+0.140 [+0.080, +0.220]`."""
+    return f"{ci[0]:+.3f} [{ci[1]:+.3f}, {ci[2]:+.3f}]"
+
+
 def _atomic_write(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 

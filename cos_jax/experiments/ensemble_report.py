@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cos_jax.analysis.report import Figure, Section, Table, curves
+from cos_jax.analysis.report import Figure, Section, Table, curves, signed_interval
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
 
 BASELINES = ("single seed", "best of W", "majority vote")
@@ -95,10 +95,6 @@ def _fmt(ci) -> str:
     return "–" if ci is None else f"{ci[0]:.3f} [{ci[1]:.3f}, {ci[2]:.3f}]"
 
 
-def _diff(ci) -> str:
-    return f"{ci[0]:+.3f} [{ci[1]:+.3f}, {ci[2]:+.3f}]"
-
-
 def report(results: dict, out: Path, records: dict) -> list:
     cfg = results["config"]
     w = results["seeds_per_problem"]
@@ -116,11 +112,11 @@ def report(results: dict, out: Path, records: dict) -> list:
     f1 = curves(out / "gain.png", ks, series, f"ensemble of {w} seeds: success − mean single-seed success",
                 "K (merge steps)", "difference (paired 95 % CI)")  # fmt: skip
     base = results["baselines"]
-    rows = [[pid, v["params"].get("layers", "–"), v["params"]["K"], _fmt(v["success"]), _diff(v["vs"]["single seed"]),
-             _diff(v["vs"]["best of W"]), _diff(v["vs"]["majority vote"]), v["cost_vs_one_trajectory"]]
-            for pid, v in results["settings"].items()]  # fmt: skip
+    rows = [[pid, v["params"].get("layers", "–"), v["params"]["K"], _fmt(v["success"]),
+             *(signed_interval(v["vs"][k]) for k in BASELINES),
+             v["cost_vs_one_trajectory"]] for pid, v in results["settings"].items()]  # fmt: skip
     best_rows = [[r, b["setting"], b["select_mean"], _fmt(b["report_success"]),
-                  *[_diff(b["report_vs"][k]) if b["report_vs"] else "–" for k in BASELINES]]
+                  *[signed_interval(b["report_vs"][k]) if b["report_vs"] else "–" for k in BASELINES]]
                  for r, b in results["best"].items()]  # fmt: skip
     tasks = list(next(iter(results["baseline_tasks"].values())))
     task_rows = [[b, *[v[t] for t in tasks]] for b, v in results["baseline_tasks"].items()]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cos_jax.analysis.report import Figure, Section, Table, curves, heatmap
+from cos_jax.analysis.report import Figure, Section, Table, curves, heatmap, signed_interval
 from cos_jax.analysis.stats import bootstrap_ci, paired_bootstrap_ci
 
 
@@ -108,8 +108,7 @@ def _contrast_line(c: dict) -> str:
     head = f"{c['mode']}, switch {c['switch']} against {c['reference_switch']}"
     if not hits:
         return f"{head}: the success drop changes at no injection step (every paired interval includes 0)"
-    where = ", ".join(f"s_t = {r['at']} ({r['success_drop'][0]:+.3f} [{r['success_drop'][1]:+.3f}, "
-                      f"{r['success_drop'][2]:+.3f}])" for r in hits)  # fmt: skip
+    where = ", ".join(f"s_t = {r['at']} ({signed_interval(r['success_drop'])})" for r in hits)
     inside = sum(lo <= r["at"] < hi for r in hits)
     return (
         f"{head}: the success drop changes at {where}; {inside} of {len(hits)} between the switches "
@@ -132,8 +131,7 @@ def report(results: dict, out: Path, records: dict) -> list:
     if results["boundary_effect"]:
         sections.append(Section("Does the peak follow the expert switch?", results["boundary_effect"]))
     for c in results.get("switch_contrast", []):
-        rows = [[r["at"], *(f"{r[k][0]:+.3f} [{r[k][1]:+.3f}, {r[k][2]:+.3f}]" for k in ("success_drop", "x0"))]
-                for r in c["rows"]]  # fmt: skip
+        rows = [[r["at"], signed_interval(r["success_drop"]), signed_interval(r["x0"])] for r in c["rows"]]
         head = ["s_t", "Δ success drop", "Δ (1 − CKA x0), final step"]
         at = np.asarray([r["at"] for r in c["rows"]])
         path = curves(out / f"{c['mode']}_switch_contrast.png", at,
