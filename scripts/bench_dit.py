@@ -6,7 +6,8 @@ Prints and writes: seconds per forward (median of --repeats after warm-up), achi
 analytic count of wan22.md §9, weight and XLA temporary (activation) memory, compile time, and
 whether the compiled program calls the cuDNN fused attention kernel. `--layers N` runs only N blocks (for quick checks).
 `--mesh context=2` spreads the forward over devices (sequence split, all-to-all attention, weights FSDP over
-the same devices); `--check` adds the largest difference from the one-device output, relative to its max.
+the same devices); `--check` also times the forward on one device in the same process (`speedup`) and adds the largest
+difference from its output, relative to its max.
 
     python scripts/bench_dit.py --preset i2v_a14b --size 720x1280x81 --mesh context=2 --check --out multi.jsonl
 
@@ -66,8 +67,14 @@ def main():
     ctx = jax.random.normal(key, (args.batch, cfg.text_len, cfg.text_dim), jnp.bfloat16)
 
     fwd = jax.jit(lambda m, x, t, c: m(x, t, c, policy=args.policy, attention_backend=args.attention))
-    reference = np.asarray(fwd(model, x, t, ctx), np.float32) if args.mesh and args.check else None
+    reference = one_device = None
+    if args.mesh and args.check:  # the one-device forward, timed the same way, and its output
+        one = fwd.lower(model, x, t, ctx).compile()
+        one_device = statistics.median(time_runs(lambda: one(model, x, t, ctx), args.repeats))
+        reference = np.asarray(one(model, x, t, ctx), np.float32)
+        del one
     mesh = make_mesh(args.mesh) if args.mesh else None
+    devices = 1 if mesh is None else mesh.size
     if mesh is not None:
         model = shard_model(model, mesh)
         x, t, ctx = jax.device_put((x, t, ctx), NamedSharding(mesh, jax.P()))
@@ -96,16 +103,19 @@ def main():
         "uses_cudnn_attention": uses_cudnn,
         "seconds_per_forward": round(sec, 4),
         "all_seconds": [round(s, 4) for s in times],
-        "tflops_per_s": round(args.batch * cfg.forward_flops(tokens) / sec / 1e12, 1),
+        "tflops_per_s": round(args.batch * cfg.forward_flops(tokens) / sec / 1e12, 1),  # all devices together
+        "tflops_per_s_per_device": round(args.batch * cfg.forward_flops(tokens) / sec / 1e12 / devices, 1),
         "weights_gb": round(weights_gb, 2),
         "activation_temp_gb": round(mem.temp_size_in_bytes / 1e9, 2) if mem else None,
         "compile_s": round(compile_s, 1),
         "init_s": round(init_s, 1),
         "mesh": args.mesh or None,
-        "devices": 1 if mesh is None else mesh.size,
+        "devices": devices,
     }
     if reference is not None:
         out = np.asarray(compiled(model, x, t, ctx), np.float32)
+        result["one_device_seconds_per_forward"] = round(one_device, 4)
+        result["speedup"] = round(one_device / sec, 3)
         result["max_rel_diff_vs_one_device"] = float(np.abs(out - reference).max() / np.abs(reference).max())
     if args.profile:
         profile = profile_call(lambda: compiled(model, x, t, ctx), args.profile, {"run": result})

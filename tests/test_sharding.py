@@ -96,6 +96,31 @@ def test_context_parallel_self_attention_equals_one_device(cfg, spec, all_to_all
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
+def test_context_parallel_attention_sees_only_local_arrays(monkeypatch):
+    """Under a context mesh both attentions run per device inside shard_map: fused kernels whose own
+    partitioner wants q, k and v split alike (cuDNN's) never see a sequence-split q beside replicated text keys.
+    Self-attention gets the whole sequence with a share of the heads, cross-attention a share of the queries
+    with every text key; the output stays the single device's."""
+    if len(jax.devices()) < 8:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
+    from cos_jax.wan import attention as attention_module
+
+    model = init_dit(CFG8, seed=5)
+    inputs = _inputs()
+    expected = np.asarray(jax.jit(_forward)(model, *inputs))
+    seen, plain = [], attention_module.attention
+
+    def recording(q, k, v, backend="auto"):
+        seen.append((q.shape, k.shape))
+        return plain(q, k, v, backend)
+
+    monkeypatch.setattr(attention_module, "attention", recording)
+    _, _, got, _ = _on_mesh(model, "data=2,context=4", inputs)
+    # batch 2 over data=2; 24 tokens over context=4; 8 heads; 8 text tokens
+    assert set(seen) == {((1, 24, 2, 8), (1, 24, 2, 8)), ((1, 6, 8, 8), (1, 8, 8, 8))}
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
 def test_context_parallel_gradients_equal_one_device():
     """The all-to-all attention differentiates (LoRA training on a context mesh): d/dx of a loss matches."""
     if len(jax.devices()) < 8:

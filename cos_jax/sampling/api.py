@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from functools import partial
 
@@ -31,7 +32,8 @@ _progress: dict = {}
 
 
 def _tick(step) -> None:
-    if _progress.get("bar") is not None:
+    if _progress.get("bar") is not None and int(step) not in _progress["done"]:
+        _progress["done"][int(step)] = time.perf_counter() - _progress["start"]
         _progress["bar"].update(1)
 
 
@@ -66,7 +68,8 @@ def sample(
     from `seeds` and `latent_shape` (F, H, W, C), or is given as `noise` [W, F, H, W, C]. `plan_seed` seeds
     the noise a plan injects. `keep_steps` selects the steps whose x̂0 is returned (default: all).
     `x0_dtype` / `x0_stride` cast and spatially subsample the kept x̂0; `keep_latents` also keeps the
-    latent x_s the DiT saw at those steps (after the plan's noise). `progress` shows a progress bar.
+    latent x_s the DiT saw at those steps (after the plan's noise). `progress` shows a progress bar and
+    records in `meta["step_done_s"]` when each step finished (seconds from the call).
     `mesh` spreads the call over devices (all processes' under `jax.distributed`): worlds over the batch
     axes, the sequence over `context`, the experts' weights by the mesh rules (`parallel.shard_world_call`);
     every process passes the same arguments and gets the whole trajectory back.
@@ -84,7 +87,8 @@ def sample(
         noise = initial_noise(seeds, tuple(latent_shape))
     keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride, keep_latents)
     plan = plan or Plan()
-    _progress["bar"] = tqdm(total=config.steps, desc="denoising", unit="step") if progress else None
+    _progress.update(bar=tqdm(total=config.steps, desc="denoising", unit="step") if progress else None, done={},
+                     start=time.perf_counter())  # fmt: skip
     try:
         run = partial(_run_jitted, config=config, policy=policy, attention_backend=attention_backend,
                       on_step=_tick if progress else None)  # fmt: skip
@@ -103,6 +107,8 @@ def sample(
         "model": dataclasses.asdict(experts[0].config),
         "switch_step": config.switch_step() if len(experts) == 2 else None,
     }
+    if progress:  # seconds from the call to the end of each step (step 0's includes compiling)
+        meta["step_done_s"] = [round(_progress["done"][i], 4) for i in sorted(_progress["done"])]
     return Trajectory(
         latent=np.asarray(out["latent"]),
         x0=np.asarray(out["x0"]),

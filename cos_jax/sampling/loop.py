@@ -107,8 +107,8 @@ def run_trajectory(
 ) -> dict[str, Any]:
     """Sample from initial noise [W, F, H, W, C]; pure and jit-able (config, policy, backend static).
 
-    `on_step(i)`, if given, is called on the host after each step (progress bars); it does not change
-    the computation.
+    `on_step(i)`, if given, is called on the host once step i's result is computed (progress bars, step
+    timing); it does not change the result.
 
     Returns {"latent", "x0" [K, W, …], "xs" [K, W, …] (the DiT's input latents; with `keep.latents`, else
     None), "captures" [steps, layers, branches, W, …] or None, "finite" [S, W]: whether x̂0 of each step
@@ -171,8 +171,8 @@ def run_trajectory(
             xs_buffer = _write(xs_buffer, keep.step_slot[i], keep.reduce(x))
         if capture is not None:
             cap_buffer = _write(cap_buffer, capture.step_slot[i], state)
-        if on_step is not None:
-            jax.debug.callback(on_step, i)
+        if on_step is not None:  # the barrier holds the call back until the step's result exists
+            jax.debug.callback(on_step, jax.lax.optimization_barrier((i, x_next))[0])
         finite = jnp.isfinite(x0.reshape(worlds, -1)).all(axis=1)
         return (x_next, solver_state, x0, key, x0_buffer, xs_buffer, cap_buffer), finite
 

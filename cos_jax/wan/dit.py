@@ -15,7 +15,7 @@ from flax import nnx
 from jaxtyping import Array, Float
 
 from cos_jax.parallel import constrain
-from cos_jax.wan.attention import Backend, attention, context_parallel_attention
+from cos_jax.wan.attention import Backend, context_parallel_attention
 from cos_jax.wan.config import DiTConfig
 from cos_jax.wan.hooks import BlockHook
 from cos_jax.wan.layers import AffineLayerNorm, Linear, RMSNorm, gelu_tanh, layer_norm, param
@@ -58,8 +58,7 @@ class Attention(nnx.Module):
         if rope is not None:
             q, k = (apply_rope(t, *rope).astype(dt) for t in (q, k))
         q = constrain(q, ("batch", "length", "act_heads", None))
-        attend = attention if rope is None else context_parallel_attention  # self-attention: split sequence
-        out = attend(q, k, v, backend).reshape(b, lq, d)
+        out = context_parallel_attention(q, k, v, backend).reshape(b, lq, d)  # queries split over `context`
         return self.o(out, dt)
 
 

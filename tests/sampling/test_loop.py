@@ -54,6 +54,17 @@ def test_deterministic_and_last_x0_is_final_latent(experts, cond):
         assert np.abs(a.latent[0] - a.latent[1]).max() > 1e-3  # different seeds differ
 
 
+def test_progress_records_when_each_step_finished_and_keeps_the_result(experts, cond):
+    """With a progress bar, each step's end time is recorded once (over both experts' scans), in order;
+    the trajectory is the one without it."""
+    plain = sample(experts, cond, CONFIG, LATENT, seeds=[3])
+    timed = sample(experts, cond, CONFIG, LATENT, seeds=[3], progress=True)
+    done = timed.meta["step_done_s"]
+    assert len(done) == STEPS and all(a <= b for a, b in zip(done, done[1:], strict=False)) and done[0] > 0
+    assert "step_done_s" not in plain.meta
+    np.testing.assert_array_equal(timed.latent, plain.latent)
+
+
 @pytest.mark.parametrize("name", ["official-t2v-a14b", "official-i2v-a14b", "paper"])
 def test_two_experts_switch_at_the_preset_boundary(experts, cond, name):
     config = sampling_preset(name)

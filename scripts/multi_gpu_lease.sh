@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue 18's full-size runs on one machine of 2 GPUs, as run for benchmarks/multi_gpu_h200.jsonl:
+#   setsid nohup bash scripts/multi_gpu_lease.sh OUT STAGE... > OUT/log 2>&1 < /dev/null &
+# Stages (each writes OUT/STAGE.done when it ends, its JSON lines to OUT/multi_gpu.jsonl):
+#   smoke      a 2-block forward at 720p, context=2 against one GPU (does the split run on these GPUs?)
+#   forward    the I2V-A14B expert forward at 720x1280x81, context=2 against one GPU, bf16
+#   traj_short an N-step CFG trajectory over both experts at 720p, context=2 (FSDP + all-to-all) against one GPU
+#   traj_full  the whole 50-step trajectory at 720p on context=2
+set -uo pipefail
+out=$1
+shift
+mkdir -p "$out"
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=0.95
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+log="$out/multi_gpu.jsonl" short_steps=${SHORT_STEPS:-6}
+for stage in "$@"; do
+    echo "== $stage $(date -u +%T)"
+    case $stage in
+    smoke) python3 scripts/bench_dit.py --preset i2v_a14b --size 720x1280x81 --layers 2 --mesh context=2 --check \
+        --repeats 1 ;;
+    forward) python3 scripts/bench_dit.py --preset i2v_a14b --size 720x1280x81 --mesh context=2 --check \
+        --repeats 3 --out "$log" ;;
+    traj_short) python3 scripts/bench_trajectory.py --preset i2v_a14b --size 720x1280x81 --steps "$short_steps" \
+        --mesh context=2 --check --out "$log" ;;
+    traj_full) python3 scripts/bench_trajectory.py --preset i2v_a14b --size 720x1280x81 --steps 50 \
+        --mesh context=2 --out "$log" ;;
+    *) echo "unknown stage $stage" ;;
+    esac
+    echo "== $stage ended rc=$? $(date -u +%T)"
+    touch "$out/$stage.done"
+done
