@@ -41,7 +41,11 @@ def add_commands(sub) -> None:
     cmds = exp.add_subparsers(dest="experiment_command", required=True)
     r = cmds.add_parser("run", help="run or resume one experiment config; writes results.json and a report")
     r.add_argument("config", help="a config file, e.g. configs/toy/perturb.toml")
-    r.add_argument("--model", help="'toy', 'toy-a14b' or a model folder (cos-jax convert output or diffusers layout)")
+    r.add_argument(
+        "--model",
+        help="'toy', 'toy-a14b', a model folder (cos-jax convert output or diffusers layout), "
+        "or random:i2v-a14b / random:tiny-i2v-a14b (I2V-A14B-shaped, random weights, no download)",
+    )
     r.add_argument("--out", help="output folder (default runs/<model>/<experiment>)")
     r.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE", help="override config values")
     r.add_argument("--shard", metavar="I/N", help="run every N-th sweep point from the I-th")

@@ -1,10 +1,10 @@
 """Experiment configs: one flat TOML file per experiment and model scale, overridable with `--set key=value`.
 
-A config names the experiment, the model (``toy`` or a `cos-jax convert` / diffusers folder), the samples
-(procedural tasks, a split, how many per task), the sampler and the experiment's sweep. Every key has a
-default, either common (`COMMON`) or the experiment's own (`Experiment.defaults`); a key that is neither,
-or a value of the wrong type, is an `ExperimentError` naming it. The file's first line is a comment holding
-the command that runs it.
+A config names the experiment, the model (``toy``, a `cos-jax convert` / diffusers folder or a random
+``random:…`` one), the samples (procedural tasks, a split, how many per task), the sampler and the
+experiment's sweep. Every key has a default, either common (`COMMON`) or the experiment's own
+(`Experiment.defaults`); a key that is neither, or a value of the wrong type, is an `ExperimentError` naming
+it. The file's first line is a comment holding the command that runs it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from cos_jax.experiments.base import ExperimentError
 # Keys every experiment takes, with their defaults. Experiments add their own.
 COMMON: dict[str, Any] = {
     "experiment": "",
-    "model": "toy",  # "toy", "toy-a14b" or a model folder (cos-jax convert output or diffusers layout)
+    "model": "toy",  # "toy", "toy-a14b", a model folder (cos-jax convert output or diffusers layout), or
+    # "random:i2v-a14b" / "random:tiny-i2v-a14b" (I2V-A14B's shape with random weights: throughput runs, tests)
     "model_kind": "any",  # the kind of model the config is written for: any, toy, toy-a14b, i2v-a14b, i2v
     "tasks": ["select_next", "tictactoe", "maze@1", "majority_colour"],  # TASK[@DIFFICULTY] entries
     "per_task": 48,  # samples per task entry

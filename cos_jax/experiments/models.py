@@ -1,4 +1,6 @@
-"""The models an experiment runs on, behind one small interface: the toy world, or an I2V folder.
+"""The models an experiment runs on, behind one small interface: the toy world, an I2V folder, or a random
+I2V-A14B (`RANDOM_MODELS`: the full-size shape with random weights, for throughput runs without a download,
+and a tiny one for tests and dry runs).
 
 Both turn task samples (first frame + prompt) into per-world `Conditions`, decode latents to uint8 videos
 and say which pixel frames a latent frame holds. Everything else an experiment does goes through
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +21,17 @@ import numpy as np
 from cos_jax.experiments.base import ExperimentError
 from cos_jax.sampling import Conditions, SamplingConfig, sampling_preset
 
+if TYPE_CHECKING:
+    from cos_jax.pipelines.components import Components
+
 TOY_KINDS = ("toy", "toy-a14b")
+# --model random:NAME -> what it is: Wan2.2 I2V-A14B's structure with random weights and no checkpoint folder
+RANDOM_MODELS = {
+    "random:i2v-a14b": "full size (two 14B bf16 experts, umT5-XXL, the Wan2.1 VAE)",
+    "random:tiny-i2v-a14b": "tiny (the test pipelines' configs; fast on CPU)",
+}
+RANDOM_WEIGHTS = "random (rbg PRNG, experts seed 0/1)"
+MODEL_CHOICES = (*TOY_KINDS, *RANDOM_MODELS)
 TEMPORAL_STRIDE = 4  # pixel frames per latent frame (frame 0 alone), for the toy codec and the Wan VAEs
 
 
@@ -35,7 +47,7 @@ class ExperimentModel:
     frames: int
     latent_shape: tuple[int, int, int, int]
     backend: Any  # ToyModel + spec, or pipeline Components
-    weights: str | None = None  # fingerprint of the weights, where cheap to take (the shipped toys)
+    weights: str | None = None  # fingerprint of the weights where cheap to take (the shipped toys), or "random …"
 
     @property
     def num_layers(self) -> int:
@@ -122,9 +134,10 @@ class ExperimentModel:
 
 
 def load_model(source: str, resolution: int = 0, frames: int = 0, vae_precision: str = "fp32") -> ExperimentModel:
-    """``"toy"`` (the shipped toy world), ``"toy-a14b"`` (its two-expert version) or a model folder;
-    `resolution` / `frames` 0 take the model's own. `vae_precision` ("fp32", "tf32") is a model folder's
-    VAE arithmetic (the toys have no VAE)."""
+    """``"toy"`` (the shipped toy world), ``"toy-a14b"`` (its two-expert version), ``"random:i2v-a14b"`` /
+    ``"random:tiny-i2v-a14b"`` (`RANDOM_MODELS`) or a model folder; `resolution` / `frames` 0 take the model's
+    own. `vae_precision` ("fp32", "tf32") is the VAE arithmetic of a folder or random model (the toys have no
+    VAE)."""
     if source in TOY_KINDS:
         from cos_jax.pipelines.toy import load_toy, load_toy_a14b, shipped_fingerprint
 
@@ -137,7 +150,52 @@ def load_model(source: str, resolution: int = 0, frames: int = 0, vae_precision:
         experts = model.dit if isinstance(model.dit, tuple) else (model.dit,)
         return ExperimentModel(source, source, experts, spec.resolution, spec.frames, spec.latent_shape,
                                (model, spec), shipped_fingerprint(source == "toy-a14b"))  # fmt: skip
+    if source.startswith("random:"):
+        comps = random_components(source, vae_precision)
+        return _i2v_model(source, comps, resolution, frames, RANDOM_WEIGHTS)
     return _load_folder(source, resolution, frames, vae_precision)
+
+
+def random_components(source: str, vae_precision: str = "fp32") -> Components:
+    """The pipeline `Components` of a `RANDOM_MODELS` source: two bf16 expert DiTs (seeds 0 and 1), a float32
+    Wan2.1-layout VAE at `vae_precision`, a bf16 umT5 encoder and a word-level tokenizer
+    (`wan_reference.write_tokenizer`, read from a temporary folder); expert switch at 0.875.
+
+    The weights are drawn with JAX's "rbg" PRNG: each parameter shape compiles its own sampling program,
+    and threefry's take about three times longer to compile (the tiny model: ~24 s on two CPU cores, ~8 s
+    with rbg)."""
+    import tempfile
+
+    from cos_jax.pipelines.components import Components
+    from cos_jax.pipelines.wan_reference import tiny_spec, write_tokenizer
+    from cos_jax.wan.config import preset
+    from cos_jax.wan.dit import init_dit
+    from cos_jax.wan.t5 import UMT5_XXL, init_umt5
+    from cos_jax.wan.text import PromptTokenizer
+    from cos_jax.wan.vae import init_vae, vae_preset, with_conv_precision
+    from cos_jax.wan.vae.model import lax_precision
+
+    if source not in RANDOM_MODELS:
+        choices = "; ".join(f"{name}: {what}" for name, what in RANDOM_MODELS.items())
+        raise ExperimentError(f"unknown random model {source!r}; choose {choices}")
+    try:
+        lax_precision(vae_precision)  # a bad name is refused before anything is built
+    except ValueError as err:
+        raise ExperimentError(str(err)) from None
+    if source == "random:i2v-a14b":
+        dit_cfg, vae_cfg, t5_cfg = preset("i2v_a14b"), vae_preset("wan21"), UMT5_XXL
+    else:
+        tiny = tiny_spec("i2v-a14b")
+        dit_cfg, vae_cfg, t5_cfg = tiny.dit, tiny.vae, tiny.t5
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tokenizer(tmp)
+        tokenizer = PromptTokenizer(tmp, dit_cfg.text_len)  # reads the file now; the folder may go
+    with jax.default_prng_impl("rbg"):
+        experts = tuple(init_dit(dit_cfg, seed=seed, param_dtype=jnp.bfloat16) for seed in (0, 1))
+        vae = with_conv_precision(init_vae(vae_cfg), vae_precision)
+        text_encoder = init_umt5(t5_cfg, param_dtype=jnp.bfloat16)
+    return Components(experts=experts, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                      boundary_ratio=0.875, source="random", encoder_id=source)  # fmt: skip
 
 
 def _load_folder(source: str, resolution: int, frames: int, vae_precision: str) -> ExperimentModel:
@@ -146,8 +204,10 @@ def _load_folder(source: str, resolution: int, frames: int, vae_precision: str) 
 
     path = Path(source)
     if not path.exists():
+        quoted = ", ".join(f"'{m}'" for m in MODEL_CHOICES)
         raise ExperimentError(
-            f"model {source!r} is neither 'toy', 'toy-a14b' nor an existing folder; pass --model toy, toy-a14b or DIR"
+            f"model {source!r} is neither {quoted} nor an existing folder; pass --model {', '.join(MODEL_CHOICES)} "
+            "or DIR"
         )
     try:
         comps = load_components(path, vae_precision=vae_precision)
@@ -158,6 +218,15 @@ def _load_folder(source: str, resolution: int, frames: int, vae_precision: str) 
             f"{source} is a {wan.MODEL_NAMES[comps.model_type]} model; the experiments run image-to-video models "
             "(I2V-A14B) or the toy"
         )
+    return _i2v_model(str(source), comps, resolution, frames)
+
+
+def _i2v_model(
+    name: str, comps: Components, resolution: int, frames: int, weights: str | None = None
+) -> ExperimentModel:
+    """An I2V model from its components: 480x480, 81 frames unless given; "i2v-a14b" with two experts."""
+    from cos_jax.pipelines import wan
+
     resolution = resolution or 480
     frames = frames or 81
     try:
@@ -165,7 +234,7 @@ def _load_folder(source: str, resolution: int, frames: int, vae_precision: str) 
     except ValueError as err:
         raise ExperimentError(f"resolution/frames: {err}") from None
     kind = "i2v-a14b" if len(comps.experts) == 2 else "i2v"
-    return ExperimentModel(str(source), kind, tuple(comps.experts), resolution, frames, shape, comps)
+    return ExperimentModel(name, kind, tuple(comps.experts), resolution, frames, shape, comps, weights)
 
 
 def take_worlds(cond: Conditions, index: np.ndarray, total: int) -> Conditions:

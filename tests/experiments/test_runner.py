@@ -163,7 +163,7 @@ def test_output_folder_guard_and_cli_errors(reference, tmp_path, capsys):
         (["run", str(PERTURB), "--set", "noise_steps=[60]"], r"noise_steps = \[60\]: step\(s\) \[60\] out of range"),
         (
             ["run", str(PERTURB), "--model", str(tmp_path / "missing")],
-            "neither 'toy', 'toy-a14b' nor an existing folder",
+            "neither 'toy', 'toy-a14b', 'random:i2v-a14b', 'random:tiny-i2v-a14b' nor an existing folder",
         ),
         (["run", str(PERTURB), "--set", "model_kind=i2v-a14b"], "written for i2v-a14b models; --model toy is a toy"),
         (["report", str(tmp_path)], "holds no experiment"),

@@ -1,5 +1,7 @@
 """The denoising scan: determinism, x̂0, the expert switch, and intervention plans as data."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,7 +62,7 @@ def test_progress_records_when_each_step_finished_and_keeps_the_result(experts, 
     plain = sample(experts, cond, CONFIG, LATENT, seeds=[3])
     timed = sample(experts, cond, CONFIG, LATENT, seeds=[3], progress=True)
     done = timed.meta["step_done_s"]
-    assert len(done) == STEPS and all(a <= b for a, b in zip(done, done[1:], strict=False)) and done[0] > 0
+    assert len(done) == STEPS and all(a <= b for a, b in itertools.pairwise(done)) and done[0] > 0
     assert "step_done_s" not in plain.meta
     np.testing.assert_array_equal(timed.latent, plain.latent)
 
