@@ -79,7 +79,7 @@ CFG8 = CFG.replace(num_heads=8)  # heads that divide over 2, 4 and 8 devices
 @pytest.mark.parametrize(
     "cfg, spec, all_to_all",
     [(CFG8, "context=8", True), (CFG8, "data=2,context=2,tensor=2", True), (CFG8, "fsdp=2,context=4", True),
-     (CFG, "context=8", False)],  # 4 heads do not divide over 8: XLA's own partitioning instead
+     (CFG, "context=8", False)],  # 4 heads do not divide over 8: local queries against gathered keys instead
 )  # fmt: skip
 def test_context_parallel_self_attention_equals_one_device(cfg, spec, all_to_all):
     """The sequence split over `context` (24 tokens over up to 8 devices), weights split over fsdp × context:
@@ -99,8 +99,9 @@ def test_context_parallel_self_attention_equals_one_device(cfg, spec, all_to_all
 def test_context_parallel_attention_sees_only_local_arrays(monkeypatch):
     """Under a context mesh both attentions run per device inside shard_map: fused kernels whose own
     partitioner wants q, k and v split alike (cuDNN's) never see a sequence-split q beside replicated text keys.
-    Self-attention gets the whole sequence with a share of the heads, cross-attention a share of the queries
-    with every text key; the output stays the single device's."""
+    Self-attention gets the whole sequence with a share of the heads (or, where the heads do not divide, a
+    share of the queries with every key), cross-attention a share of the queries with every text key; the
+    output stays the single device's."""
     if len(jax.devices()) < 8:
         pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
     from cos_jax.wan import attention as attention_module
@@ -115,9 +116,19 @@ def test_context_parallel_attention_sees_only_local_arrays(monkeypatch):
         return plain(q, k, v, backend)
 
     monkeypatch.setattr(attention_module, "attention", recording)
+    jax.clear_caches()  # trace anew: other tests may have compiled these forwards already
     _, _, got, _ = _on_mesh(model, "data=2,context=4", inputs)
     # batch 2 over data=2; 24 tokens over context=4; 8 heads; 8 text tokens
     assert set(seen) == {((1, 24, 2, 8), (1, 24, 2, 8)), ((1, 6, 8, 8), (1, 8, 8, 8))}
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+
+    # 4 heads do not divide over context=8: self-attention gathers the keys instead of trading for heads
+    model = init_dit(CFG, seed=5)
+    expected = np.asarray(jax.jit(_forward)(model, *inputs))
+    seen.clear()
+    jax.clear_caches()
+    _, _, got, _ = _on_mesh(model, "context=8", inputs)
+    assert set(seen) == {((2, 3, 4, 16), (2, 24, 4, 16)), ((2, 3, 4, 16), (2, 8, 4, 16))}
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 

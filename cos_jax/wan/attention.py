@@ -77,9 +77,10 @@ def context_parallel_attention(
     `shard_map` (so fused kernels such as cuDNN's, whose own partitioner wants q, k and v split alike, see
     local arrays). Self-attention (as many keys as queries, split alike; DeepSpeed-Ulysses): an all-to-all
     trades the sequence split for a head split, each device attends over the whole sequence with its share
-    of heads, and a second all-to-all trades back. Cross-attention (keys of another length, e.g. the text):
-    each device attends with its share of the queries to all the keys. Falls back to `attention` (XLA's own
-    partitioning) without a context axis, or when the sequence or the heads per device do not divide over it."""
+    of heads, and a second all-to-all trades back. Cross-attention (keys of another length, e.g. the text),
+    and self-attention whose heads per device do not divide over `context`: each device attends with its
+    share of the queries to all the keys (gathered). Without a context axis, or where the sequence does not
+    divide over it, plain `attention` (XLA's own partitioning)."""
     from cos_jax.parallel import logical_to_spec
 
     mesh = jax.sharding.get_abstract_mesh()
@@ -87,13 +88,11 @@ def context_parallel_attention(
     spec = None if parts == 1 else logical_to_spec(("batch", "length", "act_heads", None), q.shape, mesh)
     if spec is None or spec[1] != "context":
         return attention(q, k, v, backend)
-    if k.shape[1] != q.shape[1]:  # cross-attention: local queries, every key
+    head_parts = 1 if spec[2] is None else int(np.prod([mesh.shape[a] for a in np.atleast_1d(spec[2])]))
+    if k.shape[1] != q.shape[1] or (q.shape[2] // head_parts) % parts:  # local queries, every key
         kv_spec = jax.P(spec[0], None, *spec[2:])
         local = lambda q, k, v: attention(q, k, v, backend)
         return jax.shard_map(local, mesh=mesh, in_specs=(spec, kv_spec, kv_spec), out_specs=spec)(q, k, v)
-    head_parts = 1 if spec[2] is None else int(np.prod([mesh.shape[a] for a in np.atleast_1d(spec[2])]))
-    if (q.shape[2] // head_parts) % parts:
-        return attention(q, k, v, backend)
 
     def local(q, k, v):
         to_heads = lambda t: jax.lax.all_to_all(t, "context", split_axis=2, concat_axis=1, tiled=True)
