@@ -7,8 +7,9 @@
 The config runs twice through the experiment runner, into fresh folders: first on one device, then with
 `mesh` set (the experts are moved onto the mesh one at a time, so the one-device copies are gone first).
 Each point's seconds come from its record; the first point of a run holds compiling and prompt encoding,
-so sweep points per hour are taken from the mean of the others (the slowest point left out). Both runs'
-records must agree (their largest difference is printed); on random weights the scores mean nothing.
+so sweep points per hour are taken from the median of the others (the slowest point left out; each mode's
+first point compiles too, so give a mode several points). Both runs' records must agree (their largest
+difference is printed); on random weights the scores mean nothing.
 Peaks are the process's largest so far (JAX cannot reset them), so the mesh run's includes the first run's.
 """
 
@@ -40,7 +41,7 @@ def timed_sweep(config: dict, model, out: Path) -> tuple[dict, dict]:
     records = load_records(out)
     seconds = sorted(float(r["seconds"]) for r in records.values())
     steady = seconds[:-1] or seconds  # all but the slowest (the first, which compiles)
-    per_point = statistics.fmean(steady)
+    per_point = statistics.median(steady)
     return records, {"wall_s": round(wall, 1), "points": len(seconds), "point_seconds": [round(s, 2) for s in seconds],
                      "steady_seconds_per_point": round(per_point, 2), "points_per_hour": round(3600 / per_point, 1),
                      "peak_gib": peak_gib()}  # fmt: skip
