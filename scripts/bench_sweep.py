@@ -53,7 +53,7 @@ def with_expert_on_mesh(model, i: int, mesh):
     return dataclasses.replace(model, experts=experts, backend=dataclasses.replace(model.backend, experts=experts))
 
 
-def largest_score_difference(a: dict, b: dict) -> float:
+def largest_record_difference(a: dict, b: dict) -> float:
     """The largest |difference| over the numeric arrays both runs' records hold under the same names."""
     diffs = [0.0]
     for point, rec in a.items():
@@ -88,7 +88,7 @@ def main() -> None:
     result["speedup_points_per_hour"] = round(
         result["on_mesh"]["points_per_hour"] / result["one_device"]["points_per_hour"], 3
     )
-    result["largest_record_difference"] = largest_score_difference(records_one, records_mesh)
+    result["largest_record_difference"] = largest_record_difference(records_one, records_mesh)
     print(json.dumps(result))
     append_json_line(args.out, result)
 

@@ -233,18 +233,12 @@ def _torch_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, ste
     return seconds, torch_peak_gib()
 
 
-def _jax_pipeline(cfg, t5, vae_name, tokenizer_dir, frames, height, width, steps, repeats) -> tuple[float, float]:
+def _jax_pipeline(cfg, t5, vae_name, frames, height, width, steps, repeats) -> tuple[float, float]:
     from cos_jax.pipelines import wan
-    from cos_jax.pipelines.components import Components
+    from cos_jax.pipelines.components import random_components
     from cos_jax.sampling import sampling_preset
-    from cos_jax.wan.t5 import init_umt5
-    from cos_jax.wan.text import PromptTokenizer
 
-    components = Components(
-        experts=(init_dit(cfg, param_dtype=jnp.bfloat16), init_dit(cfg, seed=1, param_dtype=jnp.bfloat16)),
-        vae=with_conv_precision(init_vae(vae_preset(vae_name)), "tf32"),
-        text_encoder=init_umt5(t5, param_dtype=jnp.bfloat16),
-        tokenizer=PromptTokenizer(tokenizer_dir, cfg.text_len), boundary_ratio=0.875, source="random")  # fmt: skip
+    components = random_components(cfg, vae_preset(vae_name), t5, vae_precision="tf32")
     image, prompt, negative = _pipeline_inputs(height, width)
     config = sampling_preset("paper").replace(steps=steps)
 
@@ -273,7 +267,7 @@ def pipeline_pair(cfg: DiTConfig, t5, vae_name: str, latent, steps: int, repeats
         torch_s, torch_mem = _torch_pipeline(*args)
         partial({"steps": steps, "diffusers_s": torch_s, "diffusers_peak_gib": torch_mem})
         free_torch()
-        jax_s, jax_mem = _jax_pipeline(*args)
+        jax_s, jax_mem = _jax_pipeline(cfg, t5, vae_name, frames, height, width, steps, repeats)
     return {"steps": steps, "vae": "fp32 weights, TF32 convs on both sides", "cos_jax_s": jax_s,
             "diffusers_s": torch_s, "speedup": round(torch_s / jax_s, 3), "cos_jax_peak_gib": jax_mem,
             "diffusers_peak_gib": torch_mem}  # fmt: skip

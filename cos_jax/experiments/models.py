@@ -157,22 +157,13 @@ def load_model(source: str, resolution: int = 0, frames: int = 0, vae_precision:
 
 
 def random_components(source: str, vae_precision: str = "fp32") -> Components:
-    """The pipeline `Components` of a `RANDOM_MODELS` source: two bf16 expert DiTs (seeds 0 and 1), a float32
-    Wan2.1-layout VAE at `vae_precision`, a bf16 umT5 encoder and a word-level tokenizer
-    (`wan_reference.write_tokenizer`, read from a temporary folder); expert switch at 0.875.
-
-    The weights are drawn with JAX's "rbg" PRNG: each parameter shape compiles its own sampling program,
-    and threefry's take about three times longer to compile (the tiny model: ~24 s on two CPU cores, ~8 s
-    with rbg)."""
-    import tempfile
-
-    from cos_jax.pipelines.components import Components
-    from cos_jax.pipelines.wan_reference import tiny_spec, write_tokenizer
+    """The pipeline of a `RANDOM_MODELS` source (`pipelines.components.random_components`: bf16 experts and
+    umT5, expert switch at 0.875), full size or at the test pipelines' tiny size."""
+    from cos_jax.pipelines import components
+    from cos_jax.pipelines.wan_reference import tiny_spec
     from cos_jax.wan.config import preset
-    from cos_jax.wan.dit import init_dit
-    from cos_jax.wan.t5 import UMT5_XXL, init_umt5
-    from cos_jax.wan.text import PromptTokenizer
-    from cos_jax.wan.vae import init_vae, vae_preset, with_conv_precision
+    from cos_jax.wan.t5 import UMT5_XXL
+    from cos_jax.wan.vae import vae_preset
     from cos_jax.wan.vae.model import lax_precision
 
     if source not in RANDOM_MODELS:
@@ -183,19 +174,11 @@ def random_components(source: str, vae_precision: str = "fp32") -> Components:
     except ValueError as err:
         raise ExperimentError(str(err)) from None
     if source == "random:i2v-a14b":
-        dit_cfg, vae_cfg, t5_cfg = preset("i2v_a14b"), vae_preset("wan21"), UMT5_XXL
+        configs = (preset("i2v_a14b"), vae_preset("wan21"), UMT5_XXL)
     else:
         tiny = tiny_spec("i2v-a14b")
-        dit_cfg, vae_cfg, t5_cfg = tiny.dit, tiny.vae, tiny.t5
-    with tempfile.TemporaryDirectory() as tmp:
-        write_tokenizer(tmp)
-        tokenizer = PromptTokenizer(tmp, dit_cfg.text_len)  # reads the file now; the folder may go
-    with jax.default_prng_impl("rbg"):
-        experts = tuple(init_dit(dit_cfg, seed=seed, param_dtype=jnp.bfloat16) for seed in (0, 1))
-        vae = with_conv_precision(init_vae(vae_cfg), vae_precision)
-        text_encoder = init_umt5(t5_cfg, param_dtype=jnp.bfloat16)
-    return Components(experts=experts, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                      boundary_ratio=0.875, source="random", encoder_id=source)  # fmt: skip
+        configs = (tiny.dit, tiny.vae, tiny.t5)
+    return components.random_components(*configs, vae_precision=vae_precision, source=source)
 
 
 def _load_folder(source: str, resolution: int, frames: int, vae_precision: str) -> ExperimentModel:

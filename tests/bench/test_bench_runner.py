@@ -251,17 +251,12 @@ def test_a_bench_run_under_a_perturbation(tmp_path):
             parse_perturbation(bad)
 
     from cos_jax.pipelines import wan
-    from cos_jax.pipelines.components import Components
-    from cos_jax.pipelines.wan_reference import tiny_spec, write_tokenizer
-    from cos_jax.wan.dit import init_dit
-    from cos_jax.wan.t5 import init_umt5
-    from cos_jax.wan.text import PromptTokenizer
-    from cos_jax.wan.vae import init_vae
+    from cos_jax.pipelines.components import random_components
+    from cos_jax.pipelines.wan_reference import tiny_spec
 
     spec = tiny_spec("i2v-a14b")
-    tokenizer = PromptTokenizer(write_tokenizer(tmp_path / "tok").parent, spec.dit.text_len)
-    components = Components((init_dit(spec.dit, 0), init_dit(spec.dit, 1)), init_vae(spec.vae), init_umt5(spec.t5),
-                            tokenizer, 0.9, source="tiny")  # fmt: skip
+    components = random_components(spec.dit, spec.vae, spec.t5, param_dtype=np.float32, boundary_ratio=0.9,
+                                   source="tiny")  # fmt: skip
     image = np.full((spec.height, spec.width, 3), 128, np.uint8)
 
     def latent(perturb):
