@@ -3,7 +3,7 @@ decode (fp32, tf32, bf16), batched x̂0 decoding (seconds per decoded step, cos-
 (umT5, CFG steps over both experts, VAE decode); random full-size weights; seconds, peaks, ratios as JSON.
 
     python scripts/bench_vs_diffusers.py --out benchmarks/vs_diffusers_h200.json        # GPU, full size
-    python scripts/bench_vs_diffusers.py --parts pipeline --repeats 1 --out pipeline.json   # ~16 min on an H200
+    python scripts/bench_vs_diffusers.py --parts pipeline --repeats 1 --out pipeline.json   # 955 s on an H200
     python scripts/bench_vs_diffusers.py --parts pipeline --steps 10 --repeats 1 --out p10.json   # 289 s, H200
     JAX_PLATFORMS=cpu python scripts/bench_vs_diffusers.py --tiny --out /tmp/vs.json    # a smoke run on CPU
 
