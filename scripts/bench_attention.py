@@ -57,21 +57,21 @@ def probe(q_len: int, k_len: int):
                                                         implementation="cudnn")  # fmt: skip
 
 
-def mgpu(block_q: int, block_kv: int, steps: int):
-    """The Mosaic-GPU kernel (float16 operands, as it takes them) on the whole key blocks, the remainder in
-    XLA, merged by `fold_key_remainder`."""
+def mgpu(block_q: int, block_kv: int, steps: int, dtype=jnp.float16, barrier: bool = True):
+    """The Mosaic-GPU kernel (float16 or bfloat16 operands) on the whole key blocks, the remainder in XLA,
+    merged by `fold_key_remainder`."""
     from jax.experimental.pallas.ops.gpu import attention_mgpu as ops
 
-    config = ops.TuningConfig(block_q=block_q, block_kv=block_kv, max_concurrent_steps=steps)
+    config = ops.TuningConfig(block_q=block_q, block_kv=block_kv, max_concurrent_steps=steps,
+                              use_schedule_barrier=barrier)  # fmt: skip
 
     def kernel_with_lse(q, k, v, kv_len):
         if kv_len is not None:
             return attn.xla_attention_with_lse(q, k, v, kv_len)
         lq, d = q.shape[1], q.shape[-1]
-        scaled = (q.astype(jnp.float32) / d**0.5).astype(jnp.float16)  # the kernel applies no scale
+        scaled = (q.astype(jnp.float32) / d**0.5).astype(dtype)  # the kernel applies no scale
         padded = jnp.pad(scaled, ((0, 0), (0, (-lq) % (2 * block_q)), (0, 0), (0, 0)))
-        f16 = lambda x: x.astype(jnp.float16)
-        out, (lse2,) = ops.attention(padded, f16(k), f16(v), config, save_residuals=True)
+        out, (lse2,) = ops.attention(padded, k.astype(dtype), v.astype(dtype), config, save_residuals=True)
         return out[:, :lq], lse2[:, :, :lq].swapaxes(1, 2) * jnp.log(2.0)  # base-2 [B, N, L] -> natural [B, L, N]
 
     return lambda q, k, v: attn.fold_key_remainder(q, k, v, kernel_with_lse, block_kv)
@@ -83,6 +83,10 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=40)
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument(
+        "--mgpu", default="64x128x2", help="Mosaic-GPU configs BLOCK_QxBLOCK_KVxSTEPS[xbf16][xnobarrier],..."
+    )
+    p.add_argument("--only-mgpu", action="store_true", help="skip the cuDNN variants but the reference call")
     p.add_argument("--out")
     args = p.parse_args()
 
@@ -93,8 +97,13 @@ def main() -> None:
     candidates = {"cudnn": cudnn, "cudnn_padded_128": cudnn_padded, "cudnn_split128": cudnn_split,
                   "cudnn_split128_two": cudnn_split_two,
                   f"probe_q{args.tokens}_k{whole}": probe(None, whole)}  # fmt: skip
-    for bq, bkv, steps in ((64, 128, 2),):
-        candidates[f"mgpu_q{bq}_kv{bkv}_s{steps}"] = mgpu(bq, bkv, steps)
+    if args.only_mgpu:
+        candidates = {"cudnn": cudnn}
+    for spec in filter(None, args.mgpu.split(",")):
+        bq, bkv, steps, *flags = spec.split("x")
+        dtype = jnp.bfloat16 if "bf16" in flags else jnp.float16
+        name = f"mgpu_q{bq}_kv{bkv}_s{steps}" + "".join(f"_{f}" for f in flags)
+        candidates[name] = mgpu(int(bq), int(bkv), int(steps), dtype, "nobarrier" not in flags)
     reference = None
     result = {"device": jax.devices()[0].device_kind, "jax": jax.__version__, "shape": list(shape), "kernels": {}}
     for name, fn in candidates.items():
@@ -112,8 +121,8 @@ def main() -> None:
                  "max_abs_diff_vs_cudnn": diff}  # fmt: skip
         result["kernels"][name] = entry
         print(name, entry, flush=True)
-    if args.out:
-        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
+        if args.out:  # after every kernel, so a run stopped part-way keeps what it measured
+            atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
 
 
 if __name__ == "__main__":
