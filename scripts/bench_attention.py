@@ -113,14 +113,12 @@ def main() -> None:
             out = run(q, k, v).astype(jnp.float32)
         except Exception as e:  # a kernel that does not build here is reported, not fatal
             result["kernels"][name] = {"error": (str(e).splitlines() or [type(e).__name__])[0][:200]}
-            print(name, "failed:", result["kernels"][name]["error"], flush=True)
-            continue
-        reference = out if reference is None else reference
-        diff = None if name.startswith("probe") else float(jnp.abs(out - reference).max())
-        entry = {"seconds": round(seconds, 5), "tflops_per_s": round(flops / seconds / 1e12, 1),
-                 "max_abs_diff_vs_cudnn": diff}  # fmt: skip
-        result["kernels"][name] = entry
-        print(name, entry, flush=True)
+        else:
+            reference = out if reference is None else reference
+            diff = None if name.startswith("probe") else float(jnp.abs(out - reference).max())
+            result["kernels"][name] = {"seconds": round(seconds, 5), "tflops_per_s": round(flops / seconds / 1e12, 1),
+                                       "max_abs_diff_vs_cudnn": diff}  # fmt: skip
+        print(name, result["kernels"][name], flush=True)
         if args.out:  # after every kernel, so a run stopped part-way keeps what it measured
             atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
 
