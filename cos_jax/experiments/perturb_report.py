@@ -145,6 +145,8 @@ def report(results: dict, out: Path, records: dict) -> list:
             path = curves(out / f"{kind}_{mode}.png", np.asarray(xs), series, f"noise at {kind}, {mode}", axis,
                           "success rate", vlines=vlines, ylim=(-0.02, 1.02))  # fmt: skip
             figures.append(Figure(path, caption=f"{mode}: success against {axis}; bands are 95 % intervals"))
+        if not table:  # a sweep without points of this kind (e.g. noise_frames = [])
+            continue
         title = "Noise at a step (all frames)" if kind == "step" else "Noise at a latent frame (all steps)"
         sections.append(Section(title, figures=figures,
                                 tables=[Table(["mode", "α", kind, "success [95 % CI]"], table)]))  # fmt: skip

@@ -53,6 +53,19 @@ def test_run_writes_results_report_and_points(reference):
     assert not list(out.rglob("*.tmp"))
 
 
+def test_a_sweep_without_frame_points_reports_no_frame_section(reference, tmp_path):
+    from cos_jax.experiments.runner import IDENTITY, finish, load_records
+
+    out, _ = reference
+    info = json.loads((out / IDENTITY).read_text())
+    info["config"] |= {"noise_frames": []}
+    records = {k: v for k, v in load_records(out).items() if not k.startswith("frame-")}
+    finish(tmp_path, info, records)
+    report = (tmp_path / "report.md").read_text()
+    assert "Noise at a step" in report and "Noise at a latent frame" not in report
+    assert "Noise at a latent frame" in (out / "report.md").read_text()
+
+
 def test_rerun_is_bit_identical_and_skips_done_points(reference, toy, monkeypatch):
     out, _ = reference
     before = (out / "results.json").read_bytes()
