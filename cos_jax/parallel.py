@@ -167,9 +167,10 @@ def global_array(x, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
-def place_world_call(mesh: Mesh, experts, conditions, noise, plan, key, keep) -> tuple:
+def place_world_call(mesh: Mesh, experts, conditions, noise, plan, key, keep, start=None) -> tuple:
     """The arguments of a sampling call placed on `mesh`: the experts by the rules, the per-world leading
-    axis of the conditions and the noise over the batch axes, the rest replicated (across processes)."""
+    axis of the conditions, the noise and a start state over the batch axes, the rest replicated (across
+    processes)."""
     worlds = noise.shape[0]
 
     def place(x, per_world: bool = True):
@@ -180,14 +181,15 @@ def place_world_call(mesh: Mesh, experts, conditions, noise, plan, key, keep) ->
 
     replicate = lambda tree: jax.tree.map(lambda x: place(x, per_world=False), tree)
     experts = tuple(shard_model(e, mesh) for e in experts)
-    return experts, jax.tree.map(place, conditions), place(noise), replicate(plan), key, replicate(keep)
+    placed = jax.tree.map(place, conditions), place(noise), replicate(plan), key, replicate(keep)
+    return experts, *placed, jax.tree.map(place, start)
 
 
-def shard_world_call(fn, mesh: Mesh, experts, conditions, noise, plan, key, keep):
-    """Run `fn(experts, conditions, noise, plan, key, keep)` (a sampling call) over `mesh` with its arguments
+def shard_world_call(fn, mesh: Mesh, experts, conditions, noise, plan, key, keep, start=None):
+    """Run `fn(experts, conditions, noise, plan, key, keep, start)` (a sampling call) over `mesh` with its arguments
     placed by `place_world_call`; returns the outputs as host arrays (gathered from every process)."""
     from jax.experimental import multihost_utils
 
     with jax.set_mesh(mesh):
-        out = fn(*place_world_call(mesh, experts, conditions, noise, plan, key, keep))
+        out = fn(*place_world_call(mesh, experts, conditions, noise, plan, key, keep, start))
     return jax.tree.map(lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), out)

@@ -12,10 +12,17 @@ Controls for what the paper's protocol leaves open:
   the nearest unperturbed frame before scoring.
 - Calibration: for each mode in `calibrate_modes` and step in `calibrate_steps`, the α at which step noise
   halves the clean score, by bisection (sequential points on shard 0).
+
+A point with noise at step s starts from the clean run's state at s (`sample(start=)`) instead of repeating
+its first s steps: the same numbers (bit-identical on CPU, tested), about a third less compute for the
+grid. Every such point always starts from the clean state, kept by the clean point's run in memory, or
+recomputed once by a process that did not run it (a resume, another shard), so no point's numbers depend
+on which process ran it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import numpy as np
@@ -24,6 +31,7 @@ from cos_jax.experiments.base import ExperimentError, Point, ReportedIn, check_i
 from cos_jax.probes.plan import Plan, noise_plan
 
 MODES = ("replace", "add", "renoise")
+CLEAN = Point("clean", {"kind": "clean", "mode": "replace", "alpha": 0.0}, sequential=True)
 MAX_ALPHA = {"replace": 1.0, "renoise": 1.0}
 
 
@@ -79,7 +87,7 @@ class Perturb(ReportedIn):
             raise ExperimentError(f"alphas = {config['alphas']}: magnitudes must be >= 0")
 
     def points(self, config: dict, info: dict) -> list[Point]:
-        out = [Point("clean", {"kind": "clean", "mode": "replace", "alpha": 0.0}, sequential=True)]
+        out = [CLEAN]
         for mode in config["modes"]:
             for alpha in config["alphas"]:
                 out += [
@@ -113,6 +121,36 @@ class Perturb(ReportedIn):
     def keep_steps(self, config: dict) -> list[int]:
         return []
 
+    def point_steps(self, config: dict, point: Point) -> int:
+        """Denoising steps the point computes: a step point starts at its step."""
+        return config["steps"] - (point.params["at"] if point.params["kind"] == "step" else 0)
+
+    def start_steps(self, config: dict) -> list[int]:
+        """The steps whose clean state the step points start from."""
+        return sorted(
+            set(config["noise_steps"]) | (set(config["calibrate_steps"]) if config["calibrate_modes"] else set())
+        )
+
+    def _clean_run(self, session, clean: Point):
+        """The clean point's trajectories, keeping the state of every start step (per call, in memory once
+        all calls are done)."""
+        plan, steps = (lambda w: self.plan_for(session, clean, w)), self.start_steps(session.config)
+        done = []
+        for index, real, traj in session.trajectories(plan, keep_steps=steps, keep_states=True):
+            done.append(dataclasses.replace(traj, x0=None))  # the states are what later points need
+            yield index, real, traj
+        session.kept["clean_states"] = done
+
+    def starts(self, session, point: Point):
+        """What the point's calls start from: the clean state at its step (None for frame points)."""
+        if point.params["kind"] != "step":
+            return None
+        if "clean_states" not in session.kept:  # this process did not run the clean point: recompute it
+            for _ in self._clean_run(session, CLEAN):
+                pass
+        states = session.kept["clean_states"]
+        return lambda c: states[c].state_at(point.params["at"])
+
     def run_point(self, session, point: Point) -> dict:
         from cos_jax.tasks import get_task
 
@@ -121,7 +159,11 @@ class Perturb(ReportedIn):
         blind_score, blind_success = np.zeros(n), np.zeros(n)
         frame = point.params["kind"] == "frame"
         hidden = session.model.pixel_frames(point.params["at"]) if frame else []
-        for index, real, traj in session.trajectories(lambda w: self.plan_for(session, point, w)):
+        if point.id == "clean":
+            runs = self._clean_run(session, point)
+        else:
+            runs = session.trajectories(lambda w: self.plan_for(session, point, w), start=self.starts(session, point))
+        for index, real, traj in runs:
             idx = index[:real]
             videos = session.model.decode(traj.latent[:real])
             score[idx], success[idx] = session.score(videos, idx)

@@ -18,7 +18,7 @@ import numpy as np
 from cos_jax.experiments.base import ExperimentError, task_entries
 from cos_jax.experiments.models import ExperimentModel, take_worlds
 from cos_jax.probes.plan import Plan
-from cos_jax.sampling import Conditions, SamplingConfig, Trajectory, initial_noise, sample
+from cos_jax.sampling import Conditions, SamplingConfig, StartState, Trajectory, initial_noise, sample
 
 
 @dataclasses.dataclass
@@ -30,6 +30,7 @@ class Session:
     cond: Conditions
     sampling: SamplingConfig
     ids: list[dict] = dataclasses.field(default_factory=list)  # per sample: split index and role
+    kept: dict = dataclasses.field(default_factory=dict)  # what an experiment keeps between its points
 
     @functools.cached_property
     def device_mesh(self):
@@ -79,22 +80,25 @@ class Session:
         pair: bool = False,
         keep_steps=(),
         keep_latents: bool = False,
+        keep_states: bool = False,
+        start: Callable[[int], StartState] | None = None,
         subset=None,
     ) -> Iterator[tuple[np.ndarray, int, Trajectory]]:
         """Run every chunk: yields (sample indices with padding, number of real samples, trajectory).
 
         `make_plan(num_worlds)` builds the plan of one call. With `pair`, each call holds the chunk twice,
         [clean | perturbed], from the same initial noise: the plan decides what differs. `subset` runs only
-        those samples.
+        those samples. `start(c)` gives the state call c starts from (`sample(start=)`).
         """
         for c, index in enumerate(self.chunks(pair, subset)):
             worlds = np.concatenate([index, index]) if pair else index
             traj = self.run(worlds, worlds, make_plan(len(worlds)), self.plan_seed(c), keep_steps=keep_steps,
-                            keep_latents=keep_latents)  # fmt: skip
+                            keep_latents=keep_latents, keep_states=keep_states,
+                            start=None if start is None else start(c))  # fmt: skip
             yield index, real_count(index), traj
 
-    def run(self, worlds, noise_index, plan: Plan, plan_seed: int, *, keep_steps=(), keep_latents: bool = False
-            ) -> Trajectory:  # fmt: skip
+    def run(self, worlds, noise_index, plan: Plan, plan_seed: int, *, keep_steps=(), keep_latents: bool = False,
+            keep_states: bool = False, start: StartState | None = None) -> Trajectory:  # fmt: skip
         """One sampling call: world j is sample `worlds[j]` from the initial noise of seed + `noise_index[j]`;
         NaN/inf in a final latent is an error naming the samples."""
         import jax.numpy as jnp
@@ -102,8 +106,8 @@ class Session:
         worlds = np.asarray(worlds)
         traj = sample(self.dit, take_worlds(self.cond, worlds, self.num_samples), self.sampling,
                       noise=jnp.asarray(self.noise(np.asarray(noise_index))), plan=plan, plan_seed=plan_seed,
-                      keep_steps=list(keep_steps), keep_latents=keep_latents, policy=self.config["policy"],
-                      mesh=self.device_mesh)  # fmt: skip
+                      keep_steps=list(keep_steps), keep_latents=keep_latents, keep_states=keep_states,
+                      start=start, policy=self.config["policy"], mesh=self.device_mesh)  # fmt: skip
         self.check_finite(traj.latent, worlds, f"plan seed {plan_seed}")
         return traj
 

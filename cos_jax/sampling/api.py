@@ -14,16 +14,16 @@ from tqdm.auto import tqdm
 
 from cos_jax.parallel import shard_world_call
 from cos_jax.probes.plan import Plan
-from cos_jax.sampling.loop import Conditions, keep_x0, run_trajectory
+from cos_jax.sampling.loop import Conditions, StartState, keep_x0, run_trajectory
 from cos_jax.sampling.schedules import SamplingConfig, sampling_preset
 from cos_jax.sampling.trajectory import Trajectory
 from cos_jax.wan.dit import WanDiT
 
 
 @partial(jax.jit, static_argnames=("config", "policy", "attention_backend", "on_step"))
-def _run_jitted(experts, cond, noise, plan, key, keep, *, config, policy, attention_backend, on_step):
+def _run_jitted(experts, cond, noise, plan, key, keep, start=None, *, config, policy, attention_backend, on_step):
     return run_trajectory(experts, cond, noise, plan, key, keep, config=config, policy=policy,
-                          attention_backend=attention_backend, on_step=on_step)  # fmt: skip
+                          attention_backend=attention_backend, on_step=on_step, start=start)  # fmt: skip
 
 
 # The progress bar of the running `sample` call; `_tick` is one static function, so showing progress
@@ -56,6 +56,8 @@ def sample(
     x0_dtype: str = "float32",
     x0_stride: int = 1,
     keep_latents: bool = False,
+    keep_states: bool = False,
+    start: StartState | None = None,
     policy: str = "fp32",
     attention_backend: str = "auto",
     progress: bool = False,
@@ -68,7 +70,10 @@ def sample(
     from `seeds` and `latent_shape` (F, H, W, C), or is given as `noise` [W, F, H, W, C]. `plan_seed` seeds
     the noise a plan injects. `keep_steps` selects the steps whose x̂0 is returned (default: all).
     `x0_dtype` / `x0_stride` cast and spatially subsample the kept x̂0; `keep_latents` also keeps the
-    latent x_s the DiT saw at those steps (after the plan's noise). `progress` shows a progress bar and
+    latent x_s the DiT saw at those steps (after the plan's noise); `keep_states` their `StartState`s
+    (`Trajectory.state_at`), from which a later call given `start=` goes on: with the same plan seed and a
+    plan that acts only from that step on, it gives the run from the noise without computing the steps
+    before. `progress` shows a progress bar and
     records in `meta["step_done_s"]` when each step finished (seconds from the call).
     `mesh` spreads the call over devices (all processes' under `jax.distributed`): worlds over the batch
     axes, the sequence over `context`, the experts' weights by the mesh rules (`parallel.shard_world_call`);
@@ -85,14 +90,16 @@ def sample(
         if latent_shape is None:
             raise ValueError("pass latent_shape=(F, H, W, C) with seeds, or the initial noise itself")
         noise = initial_noise(seeds, tuple(latent_shape))
-    keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride, keep_latents)
+    keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride, keep_latents, keep_states)
+    if start is not None and not 0 <= int(start.step) < config.steps:
+        raise ValueError(f"start step {int(start.step)} must lie in [0, {config.steps})")
     plan = plan or Plan()
     _progress.update(bar=tqdm(total=config.steps, desc="denoising", unit="step") if progress else None, done={},
                      start=time.perf_counter())  # fmt: skip
     try:
         run = partial(_run_jitted, config=config, policy=policy, attention_backend=attention_backend,
                       on_step=_tick if progress else None)  # fmt: skip
-        args = (experts, conditions, noise, plan, jax.random.key(plan_seed), keep)
+        args = (experts, conditions, noise, plan, jax.random.key(plan_seed), keep, start)
         out = run(*args) if mesh is None else shard_world_call(run, mesh, *args)
         jax.block_until_ready(out)
     finally:
@@ -117,6 +124,7 @@ def sample(
         timesteps=schedule.timesteps,
         captures=None if capture is None else np.asarray(out["captures"]),
         xs=None if out["xs"] is None else np.asarray(out["xs"]),
+        states=None if out["states"] is None else jax.tree.map(np.asarray, out["states"]),
         finite=np.asarray(out["finite"]),
         capture_steps=None if capture is None else _slots_to_indices(capture.step_slot),
         capture_layers=None if capture is None else _slots_to_indices(capture.layer_slot),

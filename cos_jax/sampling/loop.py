@@ -51,27 +51,48 @@ jax.tree_util.register_dataclass(
 @dataclasses.dataclass(frozen=True)
 class KeepX0:
     """Which steps' x̂0 to return — a slot per step (-1 = drop; data) — and, static: the slot count, the
-    dtype, a spatial stride (x̂0[:, :, ::stride, ::stride] is kept) and whether the latent x_s the DiT saw
-    at those steps (after the plan's noise) is kept too, reduced the same way."""
+    dtype, a spatial stride (x̂0[:, :, ::stride, ::stride] is kept), whether the latent x_s the DiT saw
+    at those steps (after the plan's noise) is kept too, reduced the same way, and whether the whole
+    state at the start of those steps is kept (`StartState`, unreduced: a run can start from it)."""
 
     step_slot: jax.Array
     num_slots: int
     dtype: str = "float32"
     stride: int = 1
     latents: bool = False
+    states: bool = False
 
     def reduce(self, x0: jax.Array) -> jax.Array:
         return x0[:, :, :: self.stride, :: self.stride].astype(self.dtype)
 
 
 jax.tree_util.register_dataclass(
-    KeepX0, data_fields=["step_slot"], meta_fields=["num_slots", "dtype", "stride", "latents"]
+    KeepX0, data_fields=["step_slot"], meta_fields=["num_slots", "dtype", "stride", "latents", "states"]
 )
 
 
-def keep_x0(num_steps: int, steps=None, dtype: str = "float32", stride: int = 1, latents: bool = False) -> KeepX0:
+@dataclasses.dataclass(frozen=True)
+class StartState:
+    """A trajectory's state at the start of step `step` (before the plan acts there): the latent x, the
+    solver's state and the previous step's x̂0. A run given one skips the steps before `step` (a traced
+    value: one program for every start step) and goes on as the run it was kept from would have, its
+    plan noise key advanced by the skipped steps."""
+
+    step: jax.Array
+    x: jax.Array
+    solver: Any
+    x0_prev: jax.Array
+
+
+jax.tree_util.register_dataclass(StartState, data_fields=["step", "x", "solver", "x0_prev"], meta_fields=[])
+
+
+def keep_x0(
+    num_steps: int, steps=None, dtype: str = "float32", stride: int = 1, latents: bool = False, states: bool = False
+) -> KeepX0:
     """Keep x̂0 at `steps` (None = every step), cast to `dtype`, every `stride`-th latent row and column;
-    with `latents`, also the latent x_s the DiT saw at those steps."""
+    with `latents`, also the latent x_s the DiT saw at those steps; with `states`, the `StartState` of
+    those steps."""
     steps = list(range(num_steps) if steps is None else steps)
     if any(not 0 <= s < num_steps for s in steps):
         raise ValueError(f"keep steps {steps} must lie in [0, {num_steps})")
@@ -79,7 +100,7 @@ def keep_x0(num_steps: int, steps=None, dtype: str = "float32", stride: int = 1,
         raise ValueError(f"x̂0 stride must be >= 1, got {stride}")
     slot = np.full(num_steps, -1, np.int32)
     slot[steps] = np.arange(len(steps))
-    return KeepX0(jnp.asarray(slot), len(steps), dtype, stride, latents)
+    return KeepX0(jnp.asarray(slot), len(steps), dtype, stride, latents, states)
 
 
 def _per_world(a: jax.Array, worlds: int) -> jax.Array:
@@ -104,15 +125,18 @@ def run_trajectory(
     policy: str = "fp32",
     attention_backend: str = "auto",
     on_step: Callable[[jax.Array], None] | None = None,
+    start: StartState | None = None,
 ) -> dict[str, Any]:
     """Sample from initial noise [W, F, H, W, C]; pure and jit-able (config, policy, backend static).
 
     `on_step(i)`, if given, is called on the host once step i's result is computed (progress bars, step
-    timing); it does not change the result.
+    timing); it does not change the result. `start` resumes from a kept `StartState` instead of the noise:
+    the steps before `start.step` are skipped (their x̂0, captures and states are not written).
 
     Returns {"latent", "x0" [K, W, …], "xs" [K, W, …] (the DiT's input latents; with `keep.latents`, else
-    None), "captures" [steps, layers, branches, W, …] or None, "finite" [S, W]: whether x̂0 of each step
-    and world is free of NaN/inf}.
+    None), "states" (a `StartState` with a leading [K] axis on every field; with `keep.states`, else None),
+    "captures" [steps, layers, branches, W, …] or None, "finite" [S, W]: whether x̂0 of each step and world
+    is free of NaN/inf}.
     """
     schedule = config.schedule()
     sigmas = jnp.asarray(schedule.sigmas)
@@ -135,8 +159,16 @@ def run_trajectory(
         x = (1 - keep_mask) * clean_latent + keep_mask * noise.astype(F32)
     else:
         x = noise.astype(F32)
+    solver_state, x0_prev = init_solver(x), jnp.zeros_like(x)
+    if start is not None:  # the carry at the start of `start.step`; the key as that step found it
+        x, solver_state, x0_prev = start.x.astype(F32), start.solver, start.x0_prev.astype(F32)
+        key = jax.lax.fori_loop(0, start.step, lambda _, k: jax.random.split(k)[0], key)
 
     x0_buffer = jnp.zeros((keep.num_slots + 1, *keep.reduce(x).shape), keep.dtype)
+    state_buffer = None
+    if keep.states:
+        here = StartState(jnp.zeros((), jnp.int32), x, solver_state, x0_prev)
+        state_buffer = jax.tree.map(lambda a: jnp.zeros((keep.num_slots + 1, *a.shape), a.dtype), here)
     xs_buffer = jnp.zeros_like(x0_buffer) if keep.latents else None
     capture = plan.capture
     cap_buffer = None
@@ -145,7 +177,10 @@ def run_trajectory(
         cap_buffer = jnp.zeros((capture.num_steps + 1, *per_step.shape), per_step.dtype)
 
     def step(model, guidance, carry, i):
-        x, solver_state, x0_prev, key, x0_buffer, xs_buffer, cap_buffer = carry
+        x, solver_state, x0_prev, key, x0_buffer, xs_buffer, cap_buffer, state_buffer = carry
+        if keep.states:
+            here = StartState(i.astype(jnp.int32), x, solver_state, x0_prev)
+            state_buffer = jax.tree.map(lambda b, v: _write(b, keep.step_slot[i], v), state_buffer, here)
         sigma = sigmas[i]
         key, noise_key = jax.random.split(key)
         if plan.merge is not None:
@@ -174,19 +209,25 @@ def run_trajectory(
         if on_step is not None:  # the barrier holds the call back until the step's result exists
             jax.debug.callback(on_step, jax.lax.optimization_barrier((i, x_next))[0])
         finite = jnp.isfinite(x0.reshape(worlds, -1)).all(axis=1)
-        return (x_next, solver_state, x0, key, x0_buffer, xs_buffer, cap_buffer), finite
+        return (x_next, solver_state, x0, key, x0_buffer, xs_buffer, cap_buffer, state_buffer), finite
 
-    carry = (x, init_solver(x), jnp.zeros_like(x), key, x0_buffer, xs_buffer, cap_buffer)
+    def step_from_start(model, guidance, carry, i):
+        """`step`, or nothing for the steps before the start step."""
+        skip = lambda carry, i: (carry, jnp.ones((worlds,), bool))
+        return jax.lax.cond(i >= start.step, partial(step, model, guidance), skip, carry, i)
+
+    carry = (x, solver_state, x0_prev, key, x0_buffer, xs_buffer, cap_buffer, state_buffer)
+    body = step if start is None else step_from_start
     switch = config.switch_step() if len(experts) == 2 else config.steps
     phases = [(experts[0], config.guidance_high, 0, switch)]
     if len(experts) == 2:
         phases.append((experts[1], config.guidance_low, switch, config.steps))
     finite = []
-    for model, guidance, start, stop in phases:
-        if stop > start:
-            carry, finite_steps = jax.lax.scan(partial(step, model, guidance), carry, jnp.arange(start, stop))
+    for model, guidance, first, stop in phases:
+        if stop > first:
+            carry, finite_steps = jax.lax.scan(partial(body, model, guidance), carry, jnp.arange(first, stop))
             finite.append(finite_steps)
-    x, _, _, _, x0_buffer, xs_buffer, cap_buffer = carry
+    x, _, _, _, x0_buffer, xs_buffer, cap_buffer, state_buffer = carry
     captures = None
     if capture is not None:
         captures = cap_buffer[:-1, :-1]
@@ -195,6 +236,7 @@ def run_trajectory(
         "latent": x,
         "x0": x0_buffer[:-1],
         "xs": xs,
+        "states": None if state_buffer is None else jax.tree.map(lambda b: b[:-1], state_buffer),
         "captures": captures,
         "finite": jnp.concatenate(finite) if finite else jnp.ones((0, worlds), bool),
     }

@@ -35,6 +35,7 @@ class Trajectory:
     capture_steps: np.ndarray | None = None
     capture_layers: np.ndarray | None = None
     finite: np.ndarray | None = None  # [S, W]: x̂0 of step s in world w free of NaN/inf
+    states: Any = None  # StartState with a leading [K] axis (kept with `keep_states`; not saved)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def check_finite(self) -> None:
@@ -61,6 +62,17 @@ class Trajectory:
             raise KeyError(f"x̂0 of step {step} was not kept; kept steps: {self.x0_steps.tolist()}")
         return self.x0[where[0]]
 
+    def state_at(self, step: int):
+        """The `StartState` of one kept step (needs `keep_states`), to pass as `sample(..., start=)`."""
+        import jax
+
+        if self.states is None:
+            raise KeyError("no states were kept; sample with keep_states=True")
+        where = np.flatnonzero(self.x0_steps == step)
+        if not where.size:
+            raise KeyError(f"the state of step {step} was not kept; kept steps: {self.x0_steps.tolist()}")
+        return jax.tree.map(lambda a: a[where[0]], self.states)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file in the same folder, then rename); a trajectory holding NaN/inf is
         refused (NonFiniteError), never saved as a result."""
@@ -70,7 +82,7 @@ class Trajectory:
             path = path.with_suffix(".npz")
         arrays, dtypes = {}, {}
         for k, v in dataclasses.asdict(self).items():
-            if k == "meta" or v is None:
+            if k in ("meta", "states") or v is None:
                 continue
             v = np.asarray(v)
             if v.dtype == ml_dtypes.bfloat16:  # npz has no bfloat16: store the bits, note the dtype

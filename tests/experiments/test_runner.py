@@ -135,11 +135,31 @@ def test_shards_merge_to_the_unsharded_results(reference, toy, tmp_path):
     assert (tmp_path / "all" / "results.json").read_bytes() == (reference[0] / "results.json").read_bytes()
 
 
-def test_a_sweep_compiles_once_per_noise_mode(toy, tmp_path):
+def test_changing_the_step_or_frame_does_not_recompile(toy, tmp_path):
     sets = [*TINY, "tasks=['select_next','tictactoe','maze@1']", "batch=3", "calibrate_modes=[]"]
     before = _run_jitted._cache_size()
     run(load_config(PERTURB, sets), tmp_path / "c", progress=False, model=toy)  # clean + 3 steps + 1 frame
-    assert _run_jitted._cache_size() - before == 1
+    # three programs: the clean run (keeping the states the step points start from), every step point
+    # (the start step is data), every frame point
+    assert _run_jitted._cache_size() - before == 3
+
+
+def test_step_points_start_from_the_clean_state_with_the_whole_runs_latents(toy):
+    """A step point's calls start from the clean run's state at its step and end bit-identical to the
+    calls that compute every step (CPU)."""
+    from cos_jax.experiments.base import Point
+    from cos_jax.experiments.session import build_session
+
+    exp = Perturb()
+    session = build_session(load_config(PERTURB, [*TINY, "steps=6", "noise_steps=[4]"]), toy, exp)
+    for mode in ("replace", "renoise"):
+        point = Point(f"step-{mode}", {"kind": "step", "mode": mode, "alpha": 1.0, "at": 4})
+        plan = lambda w, point=point: exp.plan_for(session, point, w)
+        forked = [t for _, _, t in session.trajectories(plan, start=exp.starts(session, point))]
+        whole = [t for _, _, t in session.trajectories(plan)]
+        assert len(forked) == len(whole) == 1
+        np.testing.assert_array_equal(forked[0].latent, whole[0].latent)
+        assert np.abs(forked[0].latent - session.kept["clean_states"][0].latent).max() > 1e-3  # it was perturbed
 
 
 def test_perturbation_is_causal(toy):
