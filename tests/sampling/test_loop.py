@@ -1,4 +1,5 @@
-"""The denoising scan: determinism, x̂0, the expert switch, and intervention plans as data."""
+"""The denoising scan: determinism, x̂0, the expert switch, intervention plans as data, and runs started from
+a kept state."""
 
 import itertools
 
@@ -20,6 +21,7 @@ from cos_jax.probes import (
 )
 from cos_jax.probes.transforms import perturb_latent
 from cos_jax.sampling import Conditions, Trajectory, initial_noise, sample, sampling_preset
+from cos_jax.sampling.api import _run_jitted
 from cos_jax.sampling.loop import keep_x0, run_trajectory
 from cos_jax.wan.config import DiTConfig
 from cos_jax.wan.dit import init_dit
@@ -236,3 +238,35 @@ def test_a_mesh_spreads_the_call_and_keeps_the_trajectory(experts, cond):
     b = sample(experts, cond, CONFIG, LATENT, seeds=[0, 1, 2, 3], plan=plan, mesh=make_mesh("data=4,context=2"))
     for x, y in ((a.latent, b.latent), (a.x0, b.x0), (a.captures, b.captures)):
         assert np.abs(y - x).max() <= 1e-5 * np.abs(x).max()
+
+
+@pytest.mark.parametrize("solver", ["euler", "unipc"])
+def test_a_run_from_a_kept_state_equals_the_run_from_the_noise(experts, cond, solver):
+    config = CONFIG.replace(solver=solver)
+    assert 0 < config.switch_step() < STEPS
+    kw = dict(seeds=[3, 4], plan_seed=7)
+    clean = sample(experts, cond, config, LATENT, keep_states=True, keep_steps=range(STEPS), **kw)
+    for mode in ("replace", "renoise", "add"):
+        for at in (0, 2, config.switch_step(), STEPS - 1):
+            plan = Plan(noise=noise_plan(STEPS, LATENT[0], 2, steps=at, mode=mode, alpha=0.7))
+            whole = sample(experts, cond, config, LATENT, plan=plan, **kw)
+            resumed = sample(experts, cond, config, LATENT, plan=plan, start=clean.state_at(at), **kw)
+            np.testing.assert_array_equal(resumed.latent, whole.latent)  # bit-identical on CPU
+            np.testing.assert_array_equal(resumed.x0[at:], whole.x0[at:])
+            assert not resumed.x0[:at].any()  # skipped steps write nothing
+
+
+def test_the_start_step_is_data_and_bad_starts_are_refused(experts, cond):
+    kw = dict(seeds=[3], plan_seed=1)
+    clean = sample(experts, cond, CONFIG, LATENT, keep_states=True, keep_steps=[1, 4], **kw)
+    before = _run_jitted._cache_size()
+    for at in (1, 4):
+        sample(experts, cond, CONFIG, LATENT, start=clean.state_at(at), **kw)
+    assert _run_jitted._cache_size() - before == 1
+    with pytest.raises(KeyError, match="not kept"):
+        clean.state_at(2)
+    with pytest.raises(KeyError, match="keep_states"):
+        sample(experts, cond, CONFIG, LATENT, keep_steps=[1], **kw).state_at(1)
+    bad = clean.state_at(1)
+    with pytest.raises(ValueError, match="start step"):
+        sample(experts, cond, CONFIG, LATENT, start=type(bad)(np.int32(STEPS), bad.x, bad.solver, bad.x0_prev), **kw)
