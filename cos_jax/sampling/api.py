@@ -93,9 +93,12 @@ def sample(
     keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride, keep_latents, keep_states)
     if start is not None and not 0 <= int(start.step) < config.steps:
         raise ValueError(f"start step {int(start.step)} must lie in [0, {config.steps})")
+    if start is not None and tuple(start.x.shape) != tuple(noise.shape):
+        raise ValueError(f"the start state holds latents {tuple(start.x.shape)}, this call {tuple(noise.shape)}")
     plan = plan or Plan()
-    _progress.update(bar=tqdm(total=config.steps, desc="denoising", unit="step") if progress else None, done={},
-                     start=time.perf_counter())  # fmt: skip
+    skipped = 0 if start is None else int(start.step)
+    _progress.update(bar=tqdm(total=config.steps, initial=skipped, desc="denoising", unit="step") if progress
+                     else None, done={}, start=time.perf_counter())  # fmt: skip
     try:
         run = partial(_run_jitted, config=config, policy=policy, attention_backend=attention_backend,
                       on_step=_tick if progress else None)  # fmt: skip

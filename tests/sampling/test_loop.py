@@ -268,5 +268,7 @@ def test_the_start_step_is_data_and_bad_starts_are_refused(experts, cond):
     with pytest.raises(KeyError, match="keep_states"):
         sample(experts, cond, CONFIG, LATENT, keep_steps=[1], **kw).state_at(1)
     bad = clean.state_at(1)
+    with pytest.raises(ValueError, match="start state holds latents"):
+        sample(experts, cond, CONFIG, LATENT, seeds=[3, 4], start=clean.state_at(1))
     with pytest.raises(ValueError, match="start step"):
         sample(experts, cond, CONFIG, LATENT, start=type(bad)(np.int32(STEPS), bad.x, bad.solver, bad.x0_prev), **kw)
