@@ -7,9 +7,10 @@
 The config runs twice through the experiment runner, into fresh folders: first on one device, then with
 `mesh` set (the experts are moved onto the mesh one at a time, so the one-device copies are gone first).
 Each point's seconds come from its record; the first point of a run holds compiling and prompt encoding,
-so sweep points per hour are taken from the median of the others (the slowest point left out; each mode's
-first point compiles too, so give a mode several points). Both runs' records must agree (their largest
-difference is printed); on random weights the scores mean nothing.
+so sweep points per hour are taken from the median of the others (the slowest point left out; the first
+point of each program compiles too, so give a program several points). Points of one kind should compute
+the same steps: `perturb`'s step points start at their step, its frame points run them all. Both runs'
+records must agree (their largest difference is printed); on random weights the scores mean nothing.
 Peaks are the process's largest so far (JAX cannot reset them), so the mesh run's includes the first run's.
 """
 

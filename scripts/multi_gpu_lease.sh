@@ -6,7 +6,8 @@
 #   forward    the I2V-A14B expert forward at 720x1280x81, context=2 against one GPU, bf16
 #   traj_short an N-step CFG trajectory over both experts at 720p, context=2 (FSDP + all-to-all) against one GPU
 #   traj_full  the whole 50-step trajectory at 720p on context=2
-#   sweep      a perturb sweep on random full-size I2V-A14B weights (480x480x81, 10 steps, 2 worlds, 5 points),
+#   sweep      a perturb sweep on random full-size I2V-A14B weights (480x480x81, 10 steps, 2 worlds, 5 points:
+#              clean and 4 frame points, each computing every step),
 #              one GPU against the worlds over data=2 (scripts/bench_sweep.py)
 set -uo pipefail
 out=$1
@@ -32,7 +33,7 @@ for stage in "$@"; do
     traj_full) python3 scripts/bench_trajectory.py --preset i2v_a14b --size 720x1280x81 --steps 50 \
         --mesh context=2 --out "$log" ;;
     sweep) python3 scripts/bench_sweep.py configs/vbvr_wan22/perturb.toml --model random:i2v-a14b --mesh data=2 \
-        --set per_task=2 'tasks=["maze"]' batch=2 steps=10 'noise_steps=[2,4,6,8]' 'noise_frames=[]' \
+        --set per_task=2 'tasks=["maze"]' batch=2 steps=10 'noise_steps=[]' 'noise_frames=[0,5,10,15]' \
         'modes=["renoise"]' 'calibrate_modes=[]' vae_precision=tf32 --out "$log" ;;
     *) echo "unknown stage $stage" ;;
     esac

@@ -131,23 +131,20 @@ class Perturb(ReportedIn):
             set(config["noise_steps"]) | (set(config["calibrate_steps"]) if config["calibrate_modes"] else set())
         )
 
-    def _clean_run(self, session, clean: Point):
-        """The clean point's trajectories, keeping the state of every start step (per call, in memory once
-        all calls are done)."""
-        plan, steps = (lambda w: self.plan_for(session, clean, w)), self.start_steps(session.config)
-        done = []
-        for index, real, traj in session.trajectories(plan, keep_steps=steps, keep_states=True):
-            done.append(dataclasses.replace(traj, x0=None))  # the states are what later points need
-            yield index, real, traj
-        session.kept["clean_states"] = done
+    def clean_runs(self, session) -> list:
+        """The clean point's calls (sample indices, real count, trajectory), keeping the state of every start
+        step; the states stay in `session.kept` for the step points."""
+        plan = lambda w: self.plan_for(session, CLEAN, w)
+        runs = list(session.trajectories(plan, keep_steps=self.start_steps(session.config), keep_states=True))
+        session.kept["clean_states"] = [dataclasses.replace(traj, x0=None) for _, _, traj in runs]
+        return runs
 
     def starts(self, session, point: Point):
         """What the point's calls start from: the clean state at its step (None for frame points)."""
         if point.params["kind"] != "step":
             return None
         if "clean_states" not in session.kept:  # this process did not run the clean point: recompute it
-            for _ in self._clean_run(session, CLEAN):
-                pass
+            self.clean_runs(session)
         states = session.kept["clean_states"]
         return lambda c: states[c].state_at(point.params["at"])
 
@@ -159,8 +156,8 @@ class Perturb(ReportedIn):
         blind_score, blind_success = np.zeros(n), np.zeros(n)
         frame = point.params["kind"] == "frame"
         hidden = session.model.pixel_frames(point.params["at"]) if frame else []
-        if point.id == "clean":
-            runs = self._clean_run(session, point)
+        if point.id == CLEAN.id:
+            runs = self.clean_runs(session)
         else:
             runs = session.trajectories(lambda w: self.plan_for(session, point, w), start=self.starts(session, point))
         for index, real, traj in runs:

@@ -81,7 +81,8 @@ class Trajectory:
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         arrays, dtypes = {}, {}
-        for k, v in dataclasses.asdict(self).items():
+        for field in dataclasses.fields(self):  # not asdict: that deep-copies every array first
+            k, v = field.name, getattr(self, field.name)
             if k in ("meta", "states") or v is None:
                 continue
             v = np.asarray(v)
