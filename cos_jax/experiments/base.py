@@ -32,6 +32,10 @@ class ReportedIn:
 
     report_module: str
 
+    def sweep_steps(self, config: dict, points: list[Point]) -> int:
+        """Denoising steps one call of every point computes in all (`--dry-run`'s time estimate)."""
+        return config["steps"] * len(points)
+
     def summarise(self, config: dict, info: dict, records: dict) -> dict:
         return importlib.import_module(self.report_module).summarise(config, info, records)
 
@@ -77,6 +81,8 @@ class Experiment(Protocol):
     def next_points(self, config: dict, records: dict[str, dict]) -> list[Point]: ...
 
     def run_point(self, session, point: Point) -> dict: ...
+
+    def sweep_steps(self, config: dict, points: list[Point]) -> int: ...
 
     def summarise(self, config: dict, info: dict, records: dict[str, dict]) -> dict: ...
 

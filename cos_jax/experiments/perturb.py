@@ -121,9 +121,9 @@ class Perturb(ReportedIn):
     def keep_steps(self, config: dict) -> list[int]:
         return []
 
-    def point_steps(self, config: dict, point: Point) -> int:
-        """Denoising steps the point computes: a step point starts at its step."""
-        return config["steps"] - (point.params["at"] if point.params["kind"] == "step" else 0)
+    def sweep_steps(self, config: dict, points: list[Point]) -> int:
+        """A step point starts at its step; the others compute every step."""
+        return sum(config["steps"] - (p.params["at"] if p.params["kind"] == "step" else 0) for p in points)
 
     def start_steps(self, config: dict) -> list[int]:
         """The steps whose clean state the step points start from."""

@@ -366,8 +366,7 @@ def dry_run(config: dict, model=None) -> dict:
     t0 = time.perf_counter()
     jax.block_until_ready(forward(dit, x, ctx, y))
     step_s = time.perf_counter() - t0
-    point_steps = getattr(exp, "point_steps", lambda config, point: config["steps"])  # steps a point computes
-    estimate = step_s * calls * sum(point_steps(config, p) for p in points)
+    estimate = step_s * calls * exp.sweep_steps(config, points)
     return {"points": len(points), "samples": full, "worlds_per_call": worlds, "calls_per_point": calls,
             "memory_bytes": memory, "step_seconds": round(step_s, 4),
             "step_gflop": round(step_flops / 1e9, 2), "gflop_per_s": round(step_flops / 1e9 / step_s, 1),

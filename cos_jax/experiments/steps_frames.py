@@ -45,6 +45,10 @@ class StepsFrames(CleanSweep):
         pairs = [(n, frames) for n in config["step_counts"]] + [(config["steps"], f) for f in config["frame_counts"]]
         return [Point(f"s{n:03d}-f{f:03d}", {"steps": n, "frames": f}) for n, f in dict.fromkeys(pairs)]
 
+    def sweep_steps(self, config: dict, points: list[Point]) -> int:
+        """Each point's step count (points at other frame counts are costed at the model's)."""
+        return sum(p.params["steps"] for p in points)
+
     def run_point(self, session, point: Point) -> dict:
         from cos_jax.experiments.session import build_session
 

@@ -56,7 +56,7 @@ def sample(
     x0_dtype: str = "float32",
     x0_stride: int = 1,
     keep_latents: bool = False,
-    keep_states: bool = False,
+    keep_states: bool | Sequence[int] = False,
     start: StartState | None = None,
     policy: str = "fp32",
     attention_backend: str = "auto",
@@ -70,11 +70,11 @@ def sample(
     from `seeds` and `latent_shape` (F, H, W, C), or is given as `noise` [W, F, H, W, C]. `plan_seed` seeds
     the noise a plan injects. `keep_steps` selects the steps whose x̂0 is returned (default: all).
     `x0_dtype` / `x0_stride` cast and spatially subsample the kept x̂0; `keep_latents` also keeps the
-    latent x_s the DiT saw at those steps (after the plan's noise); `keep_states` their `StartState`s
-    (`Trajectory.state_at`), from which a later call given `start=` goes on: with the same plan seed and a
-    plan that acts only from that step on, it gives the run from the noise without computing the steps
-    before. `progress` shows a progress bar and
-    records in `meta["step_done_s"]` when each step finished (seconds from the call).
+    latent x_s the DiT saw at those steps (after the plan's noise); `keep_states` the `StartState`s of
+    those steps (True) or of the steps it lists (`Trajectory.state_at`), from which a later call given
+    `start=` goes on: with the same plan seed and a plan that acts only from that step on, it gives the run
+    from the noise without computing the steps before. `progress` shows a progress bar and records in
+    `meta["step_done_s"]` when each step finished (seconds from the call).
     `mesh` spreads the call over devices (all processes' under `jax.distributed`): worlds over the batch
     axes, the sequence over `context`, the experts' weights by the mesh rules (`parallel.shard_world_call`);
     every process passes the same arguments and gets the whole trajectory back.
@@ -90,7 +90,9 @@ def sample(
         if latent_shape is None:
             raise ValueError("pass latent_shape=(F, H, W, C) with seeds, or the initial noise itself")
         noise = initial_noise(seeds, tuple(latent_shape))
-    keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride, keep_latents, keep_states)
+    if keep_states is True:
+        keep_states = range(config.steps) if keep_steps is None else keep_steps
+    keep = keep_x0(config.steps, keep_steps, x0_dtype, x0_stride, keep_latents, keep_states or ())
     if start is not None and not 0 <= int(start.step) < config.steps:
         raise ValueError(f"start step {int(start.step)} must lie in [0, {config.steps})")
     if start is not None and tuple(start.x.shape) != tuple(noise.shape):
@@ -128,6 +130,7 @@ def sample(
         captures=None if capture is None else np.asarray(out["captures"]),
         xs=None if out["xs"] is None else np.asarray(out["xs"]),
         states=None if out["states"] is None else jax.tree.map(np.asarray, out["states"]),
+        state_steps=None if out["states"] is None else _slots_to_indices(keep.state_slot),
         finite=np.asarray(out["finite"]),
         capture_steps=None if capture is None else _slots_to_indices(capture.step_slot),
         capture_layers=None if capture is None else _slots_to_indices(capture.layer_slot),

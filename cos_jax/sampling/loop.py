@@ -9,7 +9,7 @@ for steps [0, switch) and the low-noise expert for [switch, N): two consecutive 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -51,23 +51,26 @@ jax.tree_util.register_dataclass(
 @dataclasses.dataclass(frozen=True)
 class KeepX0:
     """Which steps' x̂0 to return — a slot per step (-1 = drop; data) — and, static: the slot count, the
-    dtype, a spatial stride (x̂0[:, :, ::stride, ::stride] is kept), whether the latent x_s the DiT saw
-    at those steps (after the plan's noise) is kept too, reduced the same way, and whether the whole
-    state at the start of those steps is kept (`StartState`, unreduced: a run can start from it)."""
+    dtype, a spatial stride (x̂0[:, :, ::stride, ::stride] is kept), and whether the latent x_s the DiT saw
+    at those steps (after the plan's noise) is kept too, reduced the same way. States: the whole state at
+    the start of the steps with a `state_slot` (`StartState`, unreduced: a run can start from it)."""
 
     step_slot: jax.Array
+    state_slot: jax.Array
     num_slots: int
+    num_state_slots: int = 0
     dtype: str = "float32"
     stride: int = 1
     latents: bool = False
-    states: bool = False
 
     def reduce(self, x0: jax.Array) -> jax.Array:
         return x0[:, :, :: self.stride, :: self.stride].astype(self.dtype)
 
 
 jax.tree_util.register_dataclass(
-    KeepX0, data_fields=["step_slot"], meta_fields=["num_slots", "dtype", "stride", "latents", "states"]
+    KeepX0,
+    data_fields=["step_slot", "state_slot"],
+    meta_fields=["num_slots", "num_state_slots", "dtype", "stride", "latents"],
 )
 
 
@@ -88,19 +91,30 @@ jax.tree_util.register_dataclass(StartState, data_fields=["step", "x", "solver",
 
 
 def keep_x0(
-    num_steps: int, steps=None, dtype: str = "float32", stride: int = 1, latents: bool = False, states: bool = False
+    num_steps: int,
+    steps=None,
+    dtype: str = "float32",
+    stride: int = 1,
+    latents: bool = False,
+    states: Sequence[int] = (),
 ) -> KeepX0:
     """Keep x̂0 at `steps` (None = every step), cast to `dtype`, every `stride`-th latent row and column;
-    with `latents`, also the latent x_s the DiT saw at those steps; with `states`, the `StartState` of
-    those steps."""
+    with `latents`, also the latent x_s the DiT saw at those steps; the `StartState` of the steps `states`."""
     steps = list(range(num_steps) if steps is None else steps)
-    if any(not 0 <= s < num_steps for s in steps):
-        raise ValueError(f"keep steps {steps} must lie in [0, {num_steps})")
+    states = list(states)
+    for name, chosen in (("keep", steps), ("state", states)):
+        if any(not 0 <= s < num_steps for s in chosen):
+            raise ValueError(f"{name} steps {chosen} must lie in [0, {num_steps})")
     if stride < 1:
         raise ValueError(f"x̂0 stride must be >= 1, got {stride}")
+    return KeepX0(_slots(num_steps, steps), _slots(num_steps, states), len(steps), len(states), dtype, stride, latents)
+
+
+def _slots(num_steps: int, steps: list[int]) -> jax.Array:
+    """[num_steps] int32: the slot of each chosen step, -1 elsewhere."""
     slot = np.full(num_steps, -1, np.int32)
     slot[steps] = np.arange(len(steps))
-    return KeepX0(jnp.asarray(slot), len(steps), dtype, stride, latents, states)
+    return jnp.asarray(slot)
 
 
 def _per_world(a: jax.Array, worlds: int) -> jax.Array:
@@ -134,7 +148,7 @@ def run_trajectory(
     the steps before `start.step` are skipped (their x̂0, captures and states are not written).
 
     Returns {"latent", "x0" [K, W, …], "xs" [K, W, …] (the DiT's input latents; with `keep.latents`, else
-    None), "states" (a `StartState` with a leading [K] axis on every field; with `keep.states`, else None),
+    None), "states" (a `StartState` with a leading axis over the state slots; None if there are none),
     "captures" [steps, layers, branches, W, …] or None, "finite" [S, W]: whether x̂0 of each step and world
     is free of NaN/inf}.
     """
@@ -166,9 +180,9 @@ def run_trajectory(
 
     x0_buffer = jnp.zeros((keep.num_slots + 1, *keep.reduce(x).shape), keep.dtype)
     state_buffer = None
-    if keep.states:
+    if keep.num_state_slots:
         here = StartState(jnp.zeros((), jnp.int32), x, solver_state, x0_prev)
-        state_buffer = jax.tree.map(lambda a: jnp.zeros((keep.num_slots + 1, *a.shape), a.dtype), here)
+        state_buffer = jax.tree.map(lambda a: jnp.zeros((keep.num_state_slots + 1, *a.shape), a.dtype), here)
     xs_buffer = jnp.zeros_like(x0_buffer) if keep.latents else None
     capture = plan.capture
     cap_buffer = None
@@ -178,9 +192,9 @@ def run_trajectory(
 
     def step(model, guidance, carry, i):
         x, solver_state, x0_prev, key, x0_buffer, xs_buffer, cap_buffer, state_buffer = carry
-        if keep.states:
+        if keep.num_state_slots:
             here = StartState(i.astype(jnp.int32), x, solver_state, x0_prev)
-            state_buffer = jax.tree.map(lambda b, v: _write(b, keep.step_slot[i], v), state_buffer, here)
+            state_buffer = jax.tree.map(lambda b, v: _write(b, keep.state_slot[i], v), state_buffer, here)
         sigma = sigmas[i]
         key, noise_key = jax.random.split(key)
         if plan.merge is not None:

@@ -23,7 +23,8 @@ class NonFiniteError(UsageError):
 class Trajectory:
     """latent [W, F, H, W, C] (final), x0 [K, W, …] at `x0_steps` (and xs, the DiT's input latents there, when
     kept), captures [S', L', branches, W, …] at
-    `capture_steps` × `capture_layers` (or None), the σ/t schedule, and free-form metadata."""
+    `capture_steps` × `capture_layers` (or None), the σ/t schedule, the `StartState`s of `state_steps` (when
+    kept; in memory only), and free-form metadata."""
 
     latent: np.ndarray
     x0: np.ndarray
@@ -35,7 +36,8 @@ class Trajectory:
     capture_steps: np.ndarray | None = None
     capture_layers: np.ndarray | None = None
     finite: np.ndarray | None = None  # [S, W]: x̂0 of step s in world w free of NaN/inf
-    states: Any = None  # StartState with a leading [K] axis (kept with `keep_states`; not saved)
+    states: Any = None  # StartState with a leading axis over `state_steps` (kept with `keep_states`; not saved)
+    state_steps: np.ndarray | None = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def check_finite(self) -> None:
@@ -68,9 +70,9 @@ class Trajectory:
 
         if self.states is None:
             raise KeyError("no states were kept; sample with keep_states=True")
-        where = np.flatnonzero(self.x0_steps == step)
+        where = np.flatnonzero(self.state_steps == step)
         if not where.size:
-            raise KeyError(f"the state of step {step} was not kept; kept steps: {self.x0_steps.tolist()}")
+            raise KeyError(f"the state of step {step} was not kept; kept states: {self.state_steps.tolist()}")
         return jax.tree.map(lambda a: a[where[0]], self.states)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -83,7 +85,7 @@ class Trajectory:
         arrays, dtypes = {}, {}
         for field in dataclasses.fields(self):  # not asdict: that deep-copies every array first
             k, v = field.name, getattr(self, field.name)
-            if k in ("meta", "states") or v is None:
+            if k in ("meta", "states", "state_steps") or v is None:
                 continue
             v = np.asarray(v)
             if v.dtype == ml_dtypes.bfloat16:  # npz has no bfloat16: store the bits, note the dtype

@@ -32,7 +32,7 @@ SMALL = {
 def test_propagation_cka_is_one_before_the_injection_and_drops_after():
     config = load_config(ROOT / "configs/toy/propagation.toml",
                          ["per_task=1", "tasks=['tictactoe','select_next']", "steps=4", "batch=4",
-                          "layers=[0,7]"])  # fmt: skip
+                          "layers=[0,7]", "inject_steps=[2]"])  # fmt: skip
     session = build_session(config, load_model("toy"))
     record = EXPERIMENTS["propagation"].run_point(session, Point("replace-t02", {"mode": "replace", "alpha": 1.0,
                                                                                 "at": 2}))  # fmt: skip
@@ -43,6 +43,26 @@ def test_propagation_cka_is_one_before_the_injection_and_drops_after():
             np.testing.assert_allclose(values[:, :2], 1.0, atol=1e-5, err_msg=f"{kind} {rep}")
     assert (record["cka_latent"][:, 2] < 0.2).all()  # replace α=1 swaps the whole latent for noise
     assert set(np.unique(record["success"])) <= {0.0, 1.0}
+
+
+def test_propagation_points_from_the_shared_prefix_equal_whole_runs(monkeypatch):
+    from cos_jax.experiments.propagation import Propagation
+
+    config = load_config(ROOT / "configs/toy/propagation.toml",
+                         ["per_task=1", "tasks=['tictactoe','select_next']", "steps=5", "batch=4", "layers=[0]",
+                          "inject_steps=[0,3]", "modes=['renoise']"])  # fmt: skip
+    session = build_session(config, load_model("toy"))
+    exp = EXPERIMENTS["propagation"]
+    points = exp.points(config, {})
+    forked = {p.id: exp.run_point(session, p) for p in points}
+    assert list(session.kept) == ["propagation_prefix"]  # one prefix for the sweep
+    monkeypatch.setattr(Propagation, "prefix", lambda self, session, point, sampling: None)  # whole runs
+    for p in points:
+        whole = exp.run_point(session, p)
+        assert forked[p.id].keys() == whole.keys()
+        for key, value in whole.items():
+            np.testing.assert_array_equal(forked[p.id][key], value, err_msg=f"{p.id} {key}")  # bit-identical on CPU
+    assert exp.sweep_steps(config, points) == (5 + 2) + 5
 
 
 @pytest.fixture(scope="module")

@@ -258,13 +258,14 @@ def test_a_run_from_a_kept_state_equals_the_run_from_the_noise(experts, cond, so
 
 def test_the_start_step_is_data_and_bad_starts_are_refused(experts, cond):
     kw = dict(seeds=[3], plan_seed=1)
-    clean = sample(experts, cond, CONFIG, LATENT, keep_states=True, keep_steps=[1, 4], **kw)
+    clean = sample(experts, cond, CONFIG, LATENT, keep_states=[1, 4], keep_steps=[0], **kw)  # states apart from x̂0
+    assert clean.x0.shape[0] == 1 and clean.state_steps.tolist() == [1, 4]
     before = _run_jitted._cache_size()
     for at in (1, 4):
         sample(experts, cond, CONFIG, LATENT, start=clean.state_at(at), **kw)
     assert _run_jitted._cache_size() - before == 1
     with pytest.raises(KeyError, match="not kept"):
-        clean.state_at(2)
+        clean.state_at(0)
     with pytest.raises(KeyError, match="keep_states"):
         sample(experts, cond, CONFIG, LATENT, keep_steps=[1], **kw).state_at(1)
     bad = clean.state_at(1)
