@@ -22,7 +22,6 @@ on which process ran it.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import ClassVar
 
 import numpy as np
@@ -135,8 +134,8 @@ class Perturb(ReportedIn):
         """The clean point's calls (sample indices, real count, trajectory), keeping the state of every start
         step; the states stay in `session.kept` for the step points."""
         plan = lambda w: self.plan_for(session, CLEAN, w)
-        runs = list(session.trajectories(plan, keep_steps=self.start_steps(session.config), keep_states=True))
-        session.kept["clean_states"] = [dataclasses.replace(traj, x0=None) for _, _, traj in runs]
+        runs = list(session.trajectories(plan, keep_states=self.start_steps(session.config)))
+        session.kept["clean_states"] = [traj for _, _, traj in runs]
         return runs
 
     def starts(self, session, point: Point):

@@ -12,10 +12,12 @@ the expert switch moved: the report says whether the sensitivity peak moves with
 effect) or stays.
 
 Before s_t both halves are the clean run, the same for every point: each process runs that paired prefix
-once per boundary (no injection, CKA at every step, the `StartState` of every injection step kept), and a
-point starts from the prefix's state at its s_t (`sample(start=)`) and takes its CKA before s_t from the
-prefix. The records are those of whole runs (bit-identical on CPU, tested) for 37 % fewer denoising steps
-on the toy grid (40 % on the two-expert toy's and the VBVR config's).
+once per boundary (no injection, CKA at every step, the `StartState` of every injection step kept), and
+every point starts from the prefix's state at its s_t (`sample(start=)`) and takes its CKA before s_t
+from the prefix. The records are those of whole runs (bit-identical on CPU, tested) for 37 % fewer
+denoising steps on the toy grid (40 % on the two-expert toy's and the VBVR config's), and a sweep
+compiles two programs (the prefix, the points) whatever its injection steps. Calls go over the config's
+mesh (`Session.call`).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class Propagation(ReportedIn):
 
     def sweep_steps(self, config: dict, points: list[Point]) -> int:
         """A point computes the steps from its s_t on; each boundary's prefix computes every step once."""
-        prefixes = {p.params.get("boundary") for p in points if p.params["at"] > 0}
+        prefixes = {p.params.get("boundary") for p in points}
         return sum(config["steps"] - p.params["at"] for p in points) + config["steps"] * len(prefixes)
 
     def _calls(self, session, point: Point, sampling, keep, starts=None):
@@ -113,10 +115,8 @@ class Propagation(ReportedIn):
         for c, index in enumerate(session.chunks(pair=True)):
             inputs = session.inputs(c, index, pair=True)
             plan = self.plan_for(session, point, len(inputs["worlds"]))
-            latent, cka, states = _paired_run(tuple(session.model.experts), inputs["cond"], inputs["noise"], plan,
-                                              jax.random.key(inputs["plan_seed"]), keep,
-                                              None if starts is None else starts[c], config=sampling,
-                                              policy=session.config["policy"])  # fmt: skip
+            start = None if starts is None else starts[c]
+            latent, cka, states = session.call(_paired_run, inputs, plan, keep, start, sampling)
             latent = np.asarray(latent)
             session.check_finite(latent, index, f"call {c}")
             yield c, index, inputs, latent, jax.tree.map(np.asarray, cka), states
@@ -129,9 +129,10 @@ class Propagation(ReportedIn):
         if held is None or held[0] != sampling.boundary:
             cfg = session.config
             clean = Point("prefix", {**point.params, "alpha": 0.0, "at": None})
-            keep = keep_x0(cfg["steps"], self.keep_steps(cfg), latents=True, states=cfg["inject_steps"])
+            state_steps = list(dict.fromkeys(cfg["inject_steps"]))  # keep_x0's slot order
+            keep = keep_x0(cfg["steps"], self.keep_steps(cfg), latents=True, states=state_steps)
             calls = [
-                {"cka": cka, "states": states, "state_steps": list(cfg["inject_steps"])}
+                {"cka": cka, "states": states, "state_steps": state_steps}
                 for _, _, _, _, cka, states in self._calls(session, clean, sampling, keep)
             ]
             session.kept["propagation_prefix"] = held = (sampling.boundary, calls)
@@ -148,9 +149,9 @@ class Propagation(ReportedIn):
         if sampling.boundary is not None:
             sampling = sampling.replace(boundary=point.params["boundary"])
         switch = sampling.switch_step() if sampling.boundary is not None else None
-        prefix = self.prefix(session, point, sampling) if at > 0 else None
+        prefix = self.prefix(session, point, sampling)
         starts = None
-        if prefix is not None:
+        if prefix is not None:  # None: every step computed (a check of the shared prefix)
             slot = prefix[0]["state_steps"].index(at)
             starts = [jax.tree.map(lambda a, slot=slot: a[slot], call["states"]) for call in prefix]
         for c, index, inputs, latent, cka, _ in self._calls(session, point, sampling, keep, starts):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class Session:
         pair: bool = False,
         keep_steps=(),
         keep_latents: bool = False,
-        keep_states: bool = False,
+        keep_states: bool | Sequence[int] = False,
         start: Callable[[int], StartState] | None = None,
         subset=None,
     ) -> Iterator[tuple[np.ndarray, int, Trajectory]]:
@@ -98,7 +98,7 @@ class Session:
             yield index, real_count(index), traj
 
     def run(self, worlds, noise_index, plan: Plan, plan_seed: int, *, keep_steps=(), keep_latents: bool = False,
-            keep_states: bool = False, start: StartState | None = None) -> Trajectory:  # fmt: skip
+            keep_states: bool | Sequence[int] = False, start: StartState | None = None) -> Trajectory:  # fmt: skip
         """One sampling call: world j is sample `worlds[j]` from the initial noise of seed + `noise_index[j]`;
         NaN/inf in a final latent is an error naming the samples."""
         import jax.numpy as jnp
@@ -110,6 +110,21 @@ class Session:
                       start=start, policy=self.config["policy"], mesh=self.device_mesh)  # fmt: skip
         self.check_finite(traj.latent, worlds, f"plan seed {plan_seed}")
         return traj
+
+    def call(self, fn, inputs: dict, plan: Plan, keep, start: StartState | None = None, sampling=None):
+        """Run a jitted sampling function `fn(experts, cond, noise, plan, key, keep, start, *, config, policy)`
+        (an experiment's own reduction of `run_trajectory`) on one call's `inputs`: over the config's mesh
+        when it names one, like `sample` (host arrays back, on every process), else on one device."""
+        from functools import partial
+
+        import jax
+
+        from cos_jax.parallel import shard_world_call
+
+        run = partial(fn, config=sampling or self.sampling, policy=self.config["policy"])
+        experts = tuple(self.dit) if isinstance(self.dit, tuple | list) else (self.dit,)
+        args = (experts, inputs["cond"], inputs["noise"], plan, jax.random.key(inputs["plan_seed"]), keep, start)
+        return run(*args) if self.device_mesh is None else shard_world_call(run, self.device_mesh, *args)
 
     def decoded_steps(self, subset=None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Clean runs with x̂0 kept at every step: yields (real sample indices, uint8 x̂0 videos [S, n, T, H, W, 3],

@@ -155,6 +155,8 @@ class TokenMaps(ReportedIn):
                "pca_share": np.zeros((len(detail), k, lc, 3), np.float32),
                "channel_var": np.zeros((len(detail), k, lc, dim), np.float32)}  # fmt: skip
         keep = keep_x0(cfg["steps"], [])
+        # One device even under a mesh: a few samples, and this program (eigh over the captures) did not
+        # finish in minutes when partitioned over XLA:CPU's 8 host devices.
         for c, index in enumerate(session.chunks(subset=detail)):
             inputs = session.inputs(c, index)
             plan = self.plan_for(session, point, len(inputs["worlds"]))

@@ -99,9 +99,10 @@ def keep_x0(
     states: Sequence[int] = (),
 ) -> KeepX0:
     """Keep x̂0 at `steps` (None = every step), cast to `dtype`, every `stride`-th latent row and column;
-    with `latents`, also the latent x_s the DiT saw at those steps; the `StartState` of the steps `states`."""
-    steps = list(range(num_steps) if steps is None else steps)
-    states = list(states)
+    with `latents`, also the latent x_s the DiT saw at those steps; the `StartState` of the steps `states`.
+    A step listed twice is kept once (slots in the order of first mention)."""
+    steps = list(dict.fromkeys(range(num_steps) if steps is None else steps))
+    states = list(dict.fromkeys(states))
     for name, chosen in (("keep", steps), ("state", states)):
         if any(not 0 <= s < num_steps for s in chosen):
             raise ValueError(f"{name} steps {chosen} must lie in [0, {num_steps})")

@@ -46,7 +46,7 @@ def test_propagation_cka_is_one_before_the_injection_and_drops_after():
 
 
 def test_propagation_points_from_the_shared_prefix_equal_whole_runs(monkeypatch):
-    from cos_jax.experiments.propagation import Propagation
+    from cos_jax.experiments.propagation import Propagation, _paired_run
 
     config = load_config(ROOT / "configs/toy/propagation.toml",
                          ["per_task=1", "tasks=['tictactoe','select_next']", "steps=5", "batch=4", "layers=[0]",
@@ -54,8 +54,10 @@ def test_propagation_points_from_the_shared_prefix_equal_whole_runs(monkeypatch)
     session = build_session(config, load_model("toy"))
     exp = EXPERIMENTS["propagation"]
     points = exp.points(config, {})
+    before = _paired_run._cache_size()
     forked = {p.id: exp.run_point(session, p) for p in points}
     assert list(session.kept) == ["propagation_prefix"]  # one prefix for the sweep
+    assert _paired_run._cache_size() - before == 2  # the prefix, and every point (s_t is data)
     monkeypatch.setattr(Propagation, "prefix", lambda self, session, point, sampling: None)  # whole runs
     for p in points:
         whole = exp.run_point(session, p)

@@ -167,3 +167,32 @@ def test_bad_inputs_get_one_line(config, sets, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_propagation_runs_over_the_configs_mesh(toy, monkeypatch):
+    """`propagation` reduces on device in its own jitted program; under a config's mesh it runs over it
+    (`Session.call`) and agrees with one device."""
+    from cos_jax.experiments.base import Point
+    from cos_jax.experiments.registry import EXPERIMENTS
+    from cos_jax.experiments.session import build_session
+
+    if len(jax.devices()) < 8:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
+    config = load_config(ROOT / "configs/toy/propagation.toml",
+                         ["per_task=1", "tasks=['select_next','maze@1']", f"steps={STEPS}", "layers=[0]", "batch=4",
+                          "inject_steps=[1]", "modes=['renoise']"])  # fmt: skip
+    point = Point("renoise-t01", {"mode": "renoise", "alpha": 1.0, "at": 1})
+    import cos_jax.parallel
+
+    spread_calls = []
+    shard = cos_jax.parallel.shard_world_call
+    monkeypatch.setattr(cos_jax.parallel, "shard_world_call", lambda *a: spread_calls.append(1) or shard(*a))
+    records = []
+    for mesh in ("", "data=2,context=4"):
+        session = build_session({**config, "mesh": mesh}, toy)
+        assert (session.device_mesh is None) == (not mesh)
+        records.append(EXPERIMENTS["propagation"].run_point(session, point))
+    one, spread = records
+    assert len(spread_calls) == 2  # the prefix and the point, over the mesh
+    for key in ("cka_x0", "ucka_layer0", "cka_latent", "success"):
+        np.testing.assert_allclose(spread[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)

@@ -152,14 +152,13 @@ def test_step_points_start_from_the_clean_state_with_the_whole_runs_latents(toy)
 
     exp = Perturb()
     session = build_session(load_config(PERTURB, [*TINY, "steps=6", "noise_steps=[4]"]), toy, exp)
-    for mode in ("replace", "renoise"):
-        point = Point(f"step-{mode}", {"kind": "step", "mode": mode, "alpha": 1.0, "at": 4})
-        plan = lambda w, point=point: exp.plan_for(session, point, w)
-        forked = [t for _, _, t in session.trajectories(plan, start=exp.starts(session, point))]
-        whole = [t for _, _, t in session.trajectories(plan)]
-        assert len(forked) == len(whole) == 1
-        np.testing.assert_array_equal(forked[0].latent, whole[0].latent)
-        assert np.abs(forked[0].latent - session.kept["clean_states"][0].latent).max() > 1e-3  # it was perturbed
+    point = Point("step-renoise", {"kind": "step", "mode": "renoise", "alpha": 1.0, "at": 4})  # every mode: test_loop
+    plan = lambda w: exp.plan_for(session, point, w)
+    forked = [t for _, _, t in session.trajectories(plan, start=exp.starts(session, point))]
+    whole = [t for _, _, t in session.trajectories(plan)]
+    assert len(forked) == len(whole) == 1
+    np.testing.assert_array_equal(forked[0].latent, whole[0].latent)
+    assert np.abs(forked[0].latent - session.kept["clean_states"][0].latent).max() > 1e-3  # it was perturbed
 
 
 def test_perturbation_is_causal(toy):

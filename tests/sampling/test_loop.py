@@ -189,8 +189,8 @@ def test_captures_reducers_and_memory(experts, cond):
 
 def test_trajectory_round_trip(tmp_path, experts, cond):
     cap = capture_plan(STEPS, CFG.num_layers, [1], [0])
-    traj = sample(experts, cond, CONFIG, LATENT, seeds=[5], keep_steps=[0, 5], plan=Plan(capture=cap))
-    assert traj.x0_steps.tolist() == [0, 5]
+    traj = sample(experts, cond, CONFIG, LATENT, seeds=[5], keep_steps=[0, 5, 0], plan=Plan(capture=cap))
+    assert traj.x0_steps.tolist() == [0, 5] and traj.x0.shape[0] == 2  # a repeated step is kept once
     path = traj.save(tmp_path / "run")
     back = Trajectory.load(path)
     np.testing.assert_array_equal(back.x0, traj.x0)
@@ -247,7 +247,7 @@ def test_a_run_from_a_kept_state_equals_the_run_from_the_noise(experts, cond, so
     kw = dict(seeds=[3, 4], plan_seed=7)
     clean = sample(experts, cond, config, LATENT, keep_states=True, keep_steps=range(STEPS), **kw)
     for mode in ("replace", "renoise", "add"):
-        for at in (0, 2, config.switch_step(), STEPS - 1):
+        for at in (2, config.switch_step(), STEPS - 1):  # before, at and after the switch
             plan = Plan(noise=noise_plan(STEPS, LATENT[0], 2, steps=at, mode=mode, alpha=0.7))
             whole = sample(experts, cond, config, LATENT, plan=plan, **kw)
             resumed = sample(experts, cond, config, LATENT, plan=plan, start=clean.state_at(at), **kw)
