@@ -11,7 +11,6 @@ from cos_jax.cli import main
 from cos_jax.experiments.config import load_config
 from cos_jax.experiments.models import load_model
 from cos_jax.experiments.registry import EXPERIMENTS
-from cos_jax.experiments.runner import Point
 from cos_jax.experiments.session import build_session
 from cos_jax.sampling import sampling_preset
 
@@ -29,28 +28,13 @@ SMALL = {
 }  # fmt: skip
 
 
-def test_propagation_cka_is_one_before_the_injection_and_drops_after():
-    config = load_config(ROOT / "configs/toy/propagation.toml",
-                         ["per_task=1", "tasks=['tictactoe','select_next']", "steps=4", "batch=4",
-                          "layers=[0,7]", "inject_steps=[2]"])  # fmt: skip
-    session = build_session(config, load_model("toy"))
-    record = EXPERIMENTS["propagation"].run_point(session, Point("replace-t02", {"mode": "replace", "alpha": 1.0,
-                                                                                "at": 2}))  # fmt: skip
-    for rep in ("latent", "x0", "layer0", "layer7"):
-        for kind in ("cka", "ucka"):
-            values = record[f"{kind}_{rep}"]
-            assert values.shape == (2, 4)
-            np.testing.assert_allclose(values[:, :2], 1.0, atol=1e-5, err_msg=f"{kind} {rep}")
-    assert (record["cka_latent"][:, 2] < 0.2).all()  # replace α=1 swaps the whole latent for noise
-    assert set(np.unique(record["success"])) <= {0.0, 1.0}
-
-
 def test_propagation_points_from_the_shared_prefix_equal_whole_runs(monkeypatch):
+    """Forked and whole points give the same records, bit for bit (CPU); CKA is 1 before s_t."""
     from cos_jax.experiments.propagation import Propagation, _paired_run
 
     config = load_config(ROOT / "configs/toy/propagation.toml",
                          ["per_task=1", "tasks=['tictactoe','select_next']", "steps=5", "batch=4", "layers=[0]",
-                          "inject_steps=[0,3]", "modes=['renoise']"])  # fmt: skip
+                          "inject_steps=[0,3]", "modes=['replace']"])  # fmt: skip
     session = build_session(config, load_model("toy"))
     exp = EXPERIMENTS["propagation"]
     points = exp.points(config, {})
@@ -65,6 +49,13 @@ def test_propagation_points_from_the_shared_prefix_equal_whole_runs(monkeypatch)
         for key, value in whole.items():
             np.testing.assert_array_equal(forked[p.id][key], value, err_msg=f"{p.id} {key}")  # bit-identical on CPU
     assert exp.sweep_steps(config, points) == (5 + 2) + 5
+    record = forked["replace-t03"]  # CKA is 1 before the injection and drops at it
+    for rep in ("latent", "x0", "layer0"):
+        for kind in ("cka", "ucka"):
+            assert record[f"{kind}_{rep}"].shape == (2, 5)
+            np.testing.assert_allclose(record[f"{kind}_{rep}"][:, :3], 1.0, atol=1e-5, err_msg=f"{kind} {rep}")
+    assert (record["cka_latent"][:, 3] < 0.2).all()  # replace α=1 swaps the whole latent for noise
+    assert set(np.unique(record["success"])) <= {0.0, 1.0}
 
 
 @pytest.fixture(scope="module")
