@@ -160,14 +160,13 @@ class Propagation(ReportedIn):
                                    prefix[c]["cka"])  # fmt: skip
             real, b = inputs["real"], len(index)
             idx = index[:real]
-            for kind, key in ((0, "linear"), (1, "unbiased")):
-                prefix_name = "cka" if kind == 0 else "ucka"
+            for stat, key in (("cka", "linear"), ("ucka", "unbiased")):
                 for name in ("latent", "x0"):
-                    out[f"{prefix_name}_{name}"][idx] = cka[name][key][:, :real].T
+                    out[f"{stat}_{name}"][idx] = cka[name][key][:, :real].T
                 if "layers" in cka:
                     values = cka["layers"][key]  # [S, Lc, B]
                     for j, layer in enumerate(cfg["layers"]):
-                        out[f"{prefix_name}_layer{layer}"][idx] = values[:, j, :real].T
+                        out[f"{stat}_layer{layer}"][idx] = values[:, j, :real].T
             videos = session.model.decode(np.concatenate([latent[:real], latent[b : b + real]]))
             scores["score_clean"][idx], scores["success_clean"][idx] = session.score(videos[:real], idx)
             scores["score"][idx], scores["success"][idx] = session.score(videos[real:], idx)
