@@ -60,10 +60,11 @@ def check_perturb(model, common: list[str]) -> dict:
 
 def check_propagation(model, common: list[str]) -> dict:
     config = load_config(ROOT / "configs/toy/propagation.toml", [*common, f"inject_steps={STEPS}"])
-    session = build_session(config, model, Propagation())
+    exp = Propagation()
+    session = build_session(config, model, exp)
     out = {}
-    for point in Propagation().points(config, {}):
-        forked = Propagation().run_point(session, point)
+    for point in exp.points(config, {}):
+        forked = exp.run_point(session, point)
         whole = WholePropagation().run_point(session, point)
         out[point.id] = {k: largest_difference(forked[k], v) for k, v in whole.items() if k != "switch_step"}
         print(point.id, max(out[point.id].values()), flush=True)

@@ -106,7 +106,7 @@ class Propagation(ReportedIn):
 
     def sweep_steps(self, config: dict, points: list[Point]) -> int:
         """A point computes the steps from its s_t on; each boundary's prefix computes every step once."""
-        prefixes = {p.params.get("boundary") for p in points}
+        prefixes = {p.params["boundary"] for p in points}
         return sum(config["steps"] - p.params["at"] for p in points) + config["steps"] * len(prefixes)
 
     def _calls(self, session, point: Point, sampling, keep, starts=None):
@@ -123,16 +123,17 @@ class Propagation(ReportedIn):
 
     def prefix(self, session, point: Point, sampling) -> list[dict]:
         """Per call, the paired run without an injection under the point's boundary: its CKA at every step
-        and the `StartState` of every injection step. Run once per boundary by each process that needs it;
-        only one boundary's prefix stays in memory (points come boundary by boundary)."""
+        and the `StartState` of every injection step (stacked; `state_slot[s]` is step s's). Run once per
+        boundary by each process that needs it; only one boundary's prefix stays in memory (points come
+        boundary by boundary)."""
         held = session.kept.get("propagation_prefix")
         if held is None or held[0] != sampling.boundary:
             cfg = session.config
             clean = Point("prefix", {**point.params, "alpha": 0.0, "at": None})
-            state_steps = list(dict.fromkeys(cfg["inject_steps"]))  # keep_x0's slot order
-            keep = keep_x0(cfg["steps"], self.keep_steps(cfg), latents=True, states=state_steps)
+            keep = keep_x0(cfg["steps"], self.keep_steps(cfg), latents=True, states=cfg["inject_steps"])
+            slots = np.asarray(keep.state_slot)
             calls = [
-                {"cka": cka, "states": states, "state_steps": state_steps}
+                {"cka": cka, "states": states, "state_slot": slots}
                 for _, _, _, _, cka, states in self._calls(session, clean, sampling, keep)
             ]
             session.kept["propagation_prefix"] = held = (sampling.boundary, calls)
@@ -152,8 +153,7 @@ class Propagation(ReportedIn):
         prefix = self.prefix(session, point, sampling)
         starts = None
         if prefix is not None:  # None: every step computed (a check of the shared prefix)
-            slot = prefix[0]["state_steps"].index(at)
-            starts = [jax.tree.map(lambda a, slot=slot: a[slot], call["states"]) for call in prefix]
+            starts = [call["states"].take(int(call["state_slot"][at])) for call in prefix]
         for c, index, inputs, latent, cka, _ in self._calls(session, point, sampling, keep, starts):
             if prefix is not None:  # the steps before s_t are the prefix's
                 cka = jax.tree.map(lambda mine, theirs: np.concatenate([theirs[:at], mine[at:]]), cka,

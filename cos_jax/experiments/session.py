@@ -115,13 +115,11 @@ class Session:
         """Run a jitted sampling function `fn(experts, cond, noise, plan, key, keep, start, *, config, policy)`
         (an experiment's own reduction of `run_trajectory`) on one call's `inputs`: over the config's mesh
         when it names one, like `sample` (host arrays back, on every process), else on one device."""
-        from functools import partial
-
         import jax
 
         from cos_jax.parallel import shard_world_call
 
-        run = partial(fn, config=sampling or self.sampling, policy=self.config["policy"])
+        run = functools.partial(fn, config=sampling or self.sampling, policy=self.config["policy"])
         experts = tuple(self.dit) if isinstance(self.dit, tuple | list) else (self.dit,)
         args = (experts, inputs["cond"], inputs["noise"], plan, jax.random.key(inputs["plan_seed"]), keep, start)
         return run(*args) if self.device_mesh is None else shard_world_call(run, self.device_mesh, *args)

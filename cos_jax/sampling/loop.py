@@ -86,6 +86,10 @@ class StartState:
     solver: Any
     x0_prev: jax.Array
 
+    def take(self, slot: int) -> StartState:
+        """One state of states stacked over kept slots (a run's `states`)."""
+        return jax.tree.map(lambda a: a[slot], self)
+
 
 jax.tree_util.register_dataclass(StartState, data_fields=["step", "x", "solver", "x0_prev"], meta_fields=[])
 

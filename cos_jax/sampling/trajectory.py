@@ -66,14 +66,13 @@ class Trajectory:
 
     def state_at(self, step: int):
         """The `StartState` of one kept step (needs `keep_states`), to pass as `sample(..., start=)`."""
-        import jax
 
         if self.states is None:
             raise KeyError("no states were kept; sample with keep_states=True")
         where = np.flatnonzero(self.state_steps == step)
         if not where.size:
             raise KeyError(f"the state of step {step} was not kept; kept states: {self.state_steps.tolist()}")
-        return jax.tree.map(lambda a: a[where[0]], self.states)
+        return self.states.take(int(where[0]))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file in the same folder, then rename); a trajectory holding NaN/inf is

@@ -193,6 +193,6 @@ def test_propagation_runs_over_the_configs_mesh(toy, monkeypatch):
         assert (session.device_mesh is None) == (not mesh)
         records.append(EXPERIMENTS["propagation"].run_point(session, point))
     one, spread = records
-    assert len(spread_calls) == 2  # the prefix and the point, over the mesh
+    assert len(spread_calls) == 2 * len(session.chunks(pair=True))  # the prefix's calls and the point's
     for key in ("cka_x0", "ucka_layer0", "cka_latent", "success"):
         np.testing.assert_allclose(spread[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
