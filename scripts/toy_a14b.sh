@@ -6,8 +6,8 @@
 # maze_two-weighted mix that keeps the other tasks' shares, low 370 s + 250 s and high 240 s. About 33 minutes
 # of one H200 (scripts/train_toy_lora.py stops each phase at its time budget, so a slower GPU trains fewer
 # steps). Run it detached (setsid nohup) and poll OUT/job.log; OUT/{high,low}/phase*/lora.safetensors and
-# OUT/eval.{json,md} are the results. A phase whose lora.safetensors exists is skipped, so the recipe can be
-# spread over several leases: bring OUT's finished phases back and run the same command again.
+# OUT/eval.{json,md} are the results. A finished phase (its summary.json, written at its end) is skipped, so the
+# recipe can be spread over several leases: bring OUT's finished phases back and run the same command again.
 set -euo pipefail
 out=$1 rank=${2:-16}
 balanced=maze_two=44000,maze=16000,permanence=12000,analogy=10000,clock=8000,tictactoe_two=6000,bounce=4000,\
@@ -16,7 +16,7 @@ mkdir -p "$out"
 phase() {  # phase EXPERT N BUDGET_S SEED DATA [EXTRA ...]: trains OUT/EXPERT/phaseN from phase N-1
     local expert=$1 n=$2 budget=$3 seed=$4 data=$5 sigma init=()
     shift 5
-    [ -e "$out/$expert/phase$n/lora.safetensors" ] && { echo "$expert phase $n: done, skipped"; return; }
+    [ -e "$out/$expert/phase$n/summary.json" ] && { echo "$expert phase $n: done, skipped"; return; }
     sigma=$([ "$expert" = high ] && echo 0.875,1 || echo 0,0.875)
     [ "$n" -gt 1 ] && init=(--init "$out/$expert/phase$((n - 1))/lora.safetensors")
     python3 scripts/train_toy_lora.py --out "$out/$expert/phase$n" --sigma "$sigma" --rank "$rank" --steps 100000 \
