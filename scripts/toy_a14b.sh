@@ -8,6 +8,7 @@
 # steps). Run it detached (setsid nohup) and poll OUT/job.log; OUT/{high,low}/phase*/lora.safetensors and
 # OUT/eval.{json,md} are the results. A finished phase (its summary.json, written at its end) is skipped, so the
 # recipe can be spread over several leases: bring OUT's finished phases back and run the same command again.
+# scripts/toy_a14b_lease.sh does that on the device tool's 10-minute commands.
 set -euo pipefail
 out=$1 rank=${2:-16}
 balanced=maze_two=44000,maze=16000,permanence=12000,analogy=10000,clock=8000,tictactoe_two=6000,bounce=4000,\
