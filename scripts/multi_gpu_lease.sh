@@ -13,12 +13,8 @@ set -uo pipefail
 out=$1
 shift
 mkdir -p "$out"
-# the prompt cleaner (ftfy) travels as wheels in .whl/ (carry it); the device image lacks it
-if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=0.95
+source scripts/device_env.sh  # the prompt cleaner (ftfy) travels as wheels in .whl/ (carry it)
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.95
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 log="$out/multi_gpu.jsonl" short_steps=${SHORT_STEPS:-6}
 for stage in "$@"; do
