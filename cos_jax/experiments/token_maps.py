@@ -47,27 +47,31 @@ def fg_bg_ratio(norms: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _pca(tokens: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """tokens [L, D] -> (RGB [L, 3] in [0, 1] from the top 3 principal components, their explained variance
-    share [3], the variance of each channel [D])."""
+    """tokens [..., L, D] -> (RGB [..., L, 3] in [0, 1] from the top 3 principal components of each token set,
+    their explained variance share [..., 3], the variance of each channel [..., D]).
+
+    The eigendecompositions run one matrix at a time (`lax.map`): XLA:CPU's batched `eigh` splits its batch
+    over the intra-op thread pool and blocks on it, which deadlocks when several host devices of a mesh call
+    it at once (every pool thread waiting); one matrix a call never waits on the pool."""
     x = tokens.astype(jnp.float32)
-    x = x - x.mean(0)
-    cov = jnp.einsum("ld,le->de", x, x, precision=jax.lax.Precision.HIGHEST) / x.shape[0]
-    values, vectors = jnp.linalg.eigh(cov)
-    top, share = vectors[:, ::-1][:, :3], values[::-1][:3] / jnp.maximum(jnp.trace(cov), 1e-20)
-    top = top * jnp.sign(top[jnp.argmax(jnp.abs(top), axis=0), jnp.arange(3)])  # a fixed sign per component
-    proj = x @ top
-    low, high = proj.min(0), proj.max(0)
-    return (proj - low) / jnp.maximum(high - low, 1e-12), share, jnp.diagonal(cov)
+    x = x - x.mean(-2, keepdims=True)
+    cov = jnp.einsum("...ld,...le->...de", x, x, precision=jax.lax.Precision.HIGHEST) / x.shape[-2]
+    values, vectors = jax.lax.map(jnp.linalg.eigh, cov.reshape(-1, *cov.shape[-2:]))
+    values, vectors = values.reshape(cov.shape[:-1]), vectors.reshape(cov.shape)
+    top, share = vectors[..., ::-1][..., :3], values[..., ::-1][..., :3]
+    share = share / jnp.maximum(jnp.trace(cov, axis1=-2, axis2=-1), 1e-20)[..., None]
+    largest = jnp.take_along_axis(top, jnp.argmax(jnp.abs(top), axis=-2)[..., None, :], axis=-2)
+    top = top * jnp.sign(largest)  # a fixed sign per component: its largest loading is positive
+    proj = jnp.einsum("...ld,...dc->...lc", x, top, precision=jax.lax.Precision.HIGHEST)
+    low, high = proj.min(-2, keepdims=True), proj.max(-2, keepdims=True)
+    return (proj - low) / jnp.maximum(high - low, 1e-12), share, jnp.diagonal(cov, axis1=-2, axis2=-1)
 
 
 @partial(jax.jit, static_argnames=("config", "policy"))
-def _detail_run(experts, cond, noise, plan, key, keep, *, config, policy):
+def _detail_run(experts, cond, noise, plan, key, keep, start, *, config, policy):
     """Full cond-branch block outputs at the captured steps, reduced on device to PCA and channel variance."""
-    out = run_trajectory(experts, cond, noise, plan, key, keep, config=config, policy=policy)
-    caps = out["captures"][:, :, 0]  # [K, Lc, W, L, D]
-    per_world = jax.vmap(jax.vmap(jax.vmap(_pca)))
-    rgb, share, var = per_world(caps)
-    return rgb, share, var
+    out = run_trajectory(experts, cond, noise, plan, key, keep, config=config, policy=policy, start=start)
+    return _pca(out["captures"][:, :, 0])  # captures [K, Lc, W, L, D]
 
 
 class TokenMaps(ReportedIn):
@@ -155,14 +159,10 @@ class TokenMaps(ReportedIn):
                "pca_share": np.zeros((len(detail), k, lc, 3), np.float32),
                "channel_var": np.zeros((len(detail), k, lc, dim), np.float32)}  # fmt: skip
         keep = keep_x0(cfg["steps"], [])
-        # One device even under a mesh: a few samples, and this program (eigh over the captures) did not
-        # finish in minutes when partitioned over XLA:CPU's 8 host devices.
         for c, index in enumerate(session.chunks(subset=detail)):
             inputs = session.inputs(c, index)
             plan = self.plan_for(session, point, len(inputs["worlds"]))
-            rgb, share, var = _detail_run(tuple(session.model.experts), inputs["cond"], inputs["noise"], plan,
-                                          jax.random.key(inputs["plan_seed"]), keep, config=session.sampling,
-                                          policy=cfg["policy"])  # fmt: skip
+            rgb, share, var = session.call(_detail_run, inputs, plan, keep)
             for j, i in enumerate(index[: inputs["real"]]):
                 d = detail.index(i)
                 out["pca_rgb"][d] = np.asarray(rgb[:, :, j]).reshape(k, lc, *grid, 3)

@@ -150,6 +150,33 @@ def test_token_maps_runs_and_reports(toy, tmp_path):
     assert len(list((tmp_path / "tm/figures").glob("maps_*.png"))) == 4
 
 
+@pytest.mark.timeout(300, method="thread")  # a deadlock fails instead of stalling the suite
+def test_token_maps_detail_runs_over_the_configs_mesh(toy, monkeypatch):
+    """The detail point's PCA (eigh over the captures) runs over a config's mesh (`Session.call`) and agrees
+    with one device; XLA:CPU's batched eigh deadlocked there (every host device waiting on the thread pool)."""
+    from cos_jax.experiments.base import Point
+    from cos_jax.experiments.registry import EXPERIMENTS
+    from cos_jax.experiments.session import build_session
+
+    if len(jax.devices()) < 8:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
+    config = load_config(ROOT / "configs/toy/token_maps.toml",
+                         ["per_task=1", f"steps={STEPS}", "show_steps=[0,2]", "tasks=['select_next','maze@1']",
+                          "layers=[0,7]", "batch=4"])  # fmt: skip
+    import cos_jax.parallel
+
+    spread_calls = []
+    shard = cos_jax.parallel.shard_world_call
+    monkeypatch.setattr(cos_jax.parallel, "shard_world_call", lambda *a: spread_calls.append(1) or shard(*a))
+    records = [EXPERIMENTS["token_maps"].run_point(build_session({**config, "mesh": mesh}, toy), Point("detail", {}))
+               for mesh in ("", "data=2,context=4")]  # fmt: skip
+    one, spread = records
+    assert spread_calls == [1]
+    assert one["pca_share"].shape == (2, 2, 2, 3) and 0 < one["pca_share"].sum(-1).max() <= 1 + 1e-6
+    for key in ("pca_share", "channel_var", "pca_rgb"):
+        np.testing.assert_allclose(spread[key], one[key], rtol=1e-4, atol=1e-4, err_msg=key)
+
+
 @pytest.mark.parametrize(
     ("config", "sets", "message"),
     [
