@@ -150,7 +150,7 @@ def test_token_maps_runs_and_reports(toy, tmp_path):
     assert len(list((tmp_path / "tm/figures").glob("maps_*.png"))) == 4
 
 
-@pytest.mark.timeout(300, method="thread")  # a deadlock fails instead of stalling the suite
+@pytest.mark.timeout(300)  # a deadlock fails instead of stalling the suite
 def test_token_maps_detail_runs_over_the_configs_mesh(toy, monkeypatch):
     """The detail point's PCA (eigh over the captures) runs over a config's mesh (`Session.call`) and agrees
     with one device; XLA:CPU's batched eigh deadlocked there (every host device waiting on the thread pool)."""
