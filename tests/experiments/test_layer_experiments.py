@@ -38,6 +38,19 @@ def worlds(toy):
     return cond, noise
 
 
+@pytest.fixture
+def spread_calls(monkeypatch):
+    """The calls that went over a mesh (`shard_world_call`), recorded; skips without the 8 host devices."""
+    import cos_jax.parallel
+
+    if len(jax.devices()) < 8:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
+    calls = []
+    shard = cos_jax.parallel.shard_world_call
+    monkeypatch.setattr(cos_jax.parallel, "shard_world_call", lambda *a: calls.append(1) or shard(*a))
+    return calls
+
+
 def _run(toy, cond, noise, plan, keep_steps=()):
     config = toy.sampling({"steps": STEPS, "shift": 5.0, "guidance": 5.0, "boundary": 875.0})
     return sample(toy.dit, cond, config, noise=noise, plan=plan, keep_steps=list(keep_steps))
@@ -150,24 +163,17 @@ def test_token_maps_runs_and_reports(toy, tmp_path):
     assert len(list((tmp_path / "tm/figures").glob("maps_*.png"))) == 4
 
 
-@pytest.mark.timeout(300)  # a deadlock fails instead of stalling the suite
-def test_token_maps_detail_runs_over_the_configs_mesh(toy, monkeypatch):
+def test_token_maps_detail_runs_over_the_configs_mesh(toy, spread_calls):
     """The detail point's PCA (eigh over the captures) runs over a config's mesh (`Session.call`) and agrees
-    with one device; XLA:CPU's batched eigh deadlocked there (every host device waiting on the thread pool)."""
+    with one device; XLA:CPU's batched eigh deadlocked there (every host device waiting on the thread pool;
+    the suite's timeout turns a deadlock into a failure)."""
     from cos_jax.experiments.base import Point
     from cos_jax.experiments.registry import EXPERIMENTS
     from cos_jax.experiments.session import build_session
 
-    if len(jax.devices()) < 8:
-        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
     config = load_config(ROOT / "configs/toy/token_maps.toml",
                          ["per_task=1", f"steps={STEPS}", "show_steps=[0,2]", "tasks=['select_next','maze@1']",
                           "layers=[0,7]", "batch=4"])  # fmt: skip
-    import cos_jax.parallel
-
-    spread_calls = []
-    shard = cos_jax.parallel.shard_world_call
-    monkeypatch.setattr(cos_jax.parallel, "shard_world_call", lambda *a: spread_calls.append(1) or shard(*a))
     records = [EXPERIMENTS["token_maps"].run_point(build_session({**config, "mesh": mesh}, toy), Point("detail", {}))
                for mesh in ("", "data=2,context=4")]  # fmt: skip
     one, spread = records
@@ -196,24 +202,17 @@ def test_bad_inputs_get_one_line(config, sets, message, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_propagation_runs_over_the_configs_mesh(toy, monkeypatch):
+def test_propagation_runs_over_the_configs_mesh(toy, spread_calls):
     """`propagation` reduces on device in its own jitted program; under a config's mesh it runs over it
     (`Session.call`) and agrees with one device."""
     from cos_jax.experiments.base import Point
     from cos_jax.experiments.registry import EXPERIMENTS
     from cos_jax.experiments.session import build_session
 
-    if len(jax.devices()) < 8:
-        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
     config = load_config(ROOT / "configs/toy/propagation.toml",
                          ["per_task=1", "tasks=['select_next','maze@1']", f"steps={STEPS}", "layers=[0]", "batch=4",
                           "inject_steps=[1]", "modes=['renoise']"])  # fmt: skip
     point = Point("renoise-t01", {"mode": "renoise", "alpha": 1.0, "at": 1})
-    import cos_jax.parallel
-
-    spread_calls = []
-    shard = cos_jax.parallel.shard_world_call
-    monkeypatch.setattr(cos_jax.parallel, "shard_world_call", lambda *a: spread_calls.append(1) or shard(*a))
     records = []
     for mesh in ("", "data=2,context=4"):
         session = build_session({**config, "mesh": mesh}, toy)
