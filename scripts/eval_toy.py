@@ -73,7 +73,7 @@ def main():
     args = p.parse_args()
     model, spec = load_toy(args.weights)
     labels = list(dict.fromkeys(map(entry_label, args.tasks)))  # the report keys; maze@2 and maze are one
-    samples = held_out_samples(labels, args.per_task, spec)
+    samples = held_out_samples(labels, args.per_task, spec, args.start)
     t0 = time.perf_counter()
     report = evaluate(model, spec, samples, args.steps, args.guidance, chunk=args.chunk)
     report.pop("mean")  # replaced by the in-domain mean below
@@ -83,7 +83,7 @@ def main():
         report["mean"] = {k: float(np.mean([report[t][k] for t in in_domain])) for k in ("score", "success")}
     base = baselines(samples)
     out = Path(args.out)
-    meta = {"weights": args.weights or "shipped", "per_task": args.per_task, "steps": args.steps,
+    meta = {"weights": args.weights or "shipped", "per_task": args.per_task, "start": args.start, "steps": args.steps,
             "guidance": args.guidance, "sampling_s": round(seconds, 1)}  # fmt: skip
     payload = {"meta": meta, "model": report, "baselines": base}
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1)))

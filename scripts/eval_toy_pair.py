@@ -40,7 +40,7 @@ def main() -> None:
     single, spec = load_toy()
     pair, _ = load_toy_a14b(loras=tuple(args.loras) if args.loras else None)
     labels = list(dict.fromkeys(map(entry_label, args.tasks)))
-    samples = held_out_samples(labels, args.per_task, spec)
+    samples = held_out_samples(labels, args.per_task, spec, args.start)
     t0 = time.perf_counter()
     results = {
         name: score_samples(model, spec, samples, args.steps, args.guidance, chunk=args.chunk)
@@ -58,8 +58,8 @@ def main() -> None:
             diff = paired_bootstrap_ci(results["pair"][k][idx], results["single"][k][idx])
             row[f"pair_minus_single_{metric}"] = [round(float(v), 4) for v in diff]
         report[t] = row
-    meta = {"per_task": args.per_task, "steps": args.steps, "guidance": args.guidance, "seconds": round(seconds, 1),
-            "loras": lora_pair_label(args.loras)}  # fmt: skip
+    meta = {"per_task": args.per_task, "start": args.start, "steps": args.steps, "guidance": args.guidance,
+            "seconds": round(seconds, 1), "loras": lora_pair_label(args.loras)}  # fmt: skip
     out = Path(args.out)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps({"meta": meta, "entries": report}, indent=1)))
     fmt = lambda v: f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"

@@ -41,6 +41,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=50)
+    p.add_argument(
+        "--anneal", action="store_true", help="cosine-decay the rate to lr/10 at --steps (default: constant)"
+    )
     p.add_argument("--remat", default="none")
     p.add_argument("--time-budget", type=float, default=None, help="seconds; save and stop after")
     p.add_argument("--counts", default=COUNTS, help="samples per task, e.g. maze=16000,maze_two=8000")
@@ -81,6 +84,7 @@ def main() -> None:
         ),
         LoraConfig(rank=args.rank, alpha=args.alpha),
         tuple(float(v) for v in args.sigma.split(",")),
+        anneal=args.anneal,
     )
     summary = train_lora(
         spec, cfg, data, args.out, base_weights=args.base, time_budget_s=args.time_budget, init=args.init

@@ -62,6 +62,7 @@ def score_samples(model, spec: ToySpec, samples, steps: int = 50, guidance: floa
 def add_eval_arguments(parser) -> None:
     """The held-out evaluation options the eval scripts share."""
     parser.add_argument("--per-task", type=int, default=100)
+    parser.add_argument("--start", type=int, default=0, help="first test-split index (fresh boards: past those used)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--chunk", type=int, default=400, help="worlds per sampling call")

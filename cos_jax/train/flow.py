@@ -51,10 +51,14 @@ class TrainState:
 jax.tree_util.register_dataclass(TrainState, data_fields=["step", "params", "opt_state", "ema", "key"], meta_fields=[])
 
 
+def warmup_cosine(cfg: TrainConfig) -> optax.Schedule:
+    """Linear warm-up to `lr` over `warmup` steps, then a cosine decay to lr / 10 at `steps`."""
+    return optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup, max(cfg.steps, cfg.warmup + 1), cfg.lr * 0.1)
+
+
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup, max(cfg.steps, cfg.warmup + 1), cfg.lr * 0.1)
     return optax.chain(
-        optax.clip_by_global_norm(cfg.clip), optax.adamw(schedule, b2=0.99, weight_decay=cfg.weight_decay)
+        optax.clip_by_global_norm(cfg.clip), optax.adamw(warmup_cosine(cfg), b2=0.99, weight_decay=cfg.weight_decay)
     )
 
 

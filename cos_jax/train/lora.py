@@ -25,7 +25,7 @@ from flax import nnx
 
 from cos_jax.arrays_io import atomic_write
 from cos_jax.errors import UsageError
-from cos_jax.train.flow import TrainConfig, draw_batch, flow_loss, velocity_loss
+from cos_jax.train.flow import TrainConfig, draw_batch, flow_loss, velocity_loss, warmup_cosine
 from cos_jax.wan.config import DiTConfig
 from cos_jax.wan.lora import F32, LoraConfig, LoraParams, init_lora, kernel_path, target_module
 
@@ -33,11 +33,12 @@ from cos_jax.wan.lora import F32, LoraConfig, LoraParams, init_lora, kernel_path
 @dataclasses.dataclass(frozen=True)
 class LoraTrainConfig:
     """The flow-matching settings (`train`: batch, steps, lr, shift, dropout, policy, remat, seed), the
-    adapter (`lora`), and the σ range [lo, hi] the LoRA is trained on."""
+    adapter (`lora`), the σ range [lo, hi] the LoRA is trained on, and the rate's schedule (`anneal`)."""
 
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=100, weight_decay=0.0))
     lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
     sigma_range: tuple[float, float] = (0.0, 1.0)
+    anneal: bool = False  # cosine-decay the rate to lr / 10 over train.steps (default: constant after warm-up)
 
 
 def u_range(sigma_range: tuple[float, float], shift: float) -> tuple[float, float]:
@@ -78,9 +79,10 @@ def lora_shardings(dit: nnx.Module, lora: LoraParams, mesh) -> dict:
     return out
 
 
-def make_lora_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """AdamW with linear warm-up and a constant rate after (DiffSynth's LoRA recipe), global-norm clipping."""
-    schedule = optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup, 1))
+def make_lora_optimizer(cfg: TrainConfig, anneal: bool = False) -> optax.GradientTransformation:
+    """AdamW with linear warm-up and a constant rate after (DiffSynth's LoRA recipe), or with `anneal` the
+    full training's cosine decay to lr / 10 at `cfg.steps`; global-norm clipping."""
+    schedule = warmup_cosine(cfg) if anneal else optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup, 1))
     return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adamw(schedule, weight_decay=cfg.weight_decay))
 
 
@@ -92,14 +94,14 @@ def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig, init: LoraParams | Non
     key = jax.random.key(cfg.train.seed)
     lora = init_lora(dit, cfg.lora, jax.random.fold_in(key, 1)) if init is None else init
     lora = lora if place is None else place(lora)
-    opt_state = make_lora_optimizer(cfg.train).init(lora)
+    opt_state = make_lora_optimizer(cfg.train, cfg.anneal).init(lora)
     return LoraState(jnp.zeros((), jnp.int32), lora, opt_state, jax.random.key_data(key))
 
 
 def _lora_update(cfg: LoraTrainConfig, state: LoraState, loss_of) -> tuple[LoraState, dict]:
     """Differentiate `loss_of(lora)` in the factors only and apply one AdamW update."""
     loss, grads = jax.value_and_grad(loss_of)(state.lora)
-    updates, opt_state = make_lora_optimizer(cfg.train).update(grads, state.opt_state, state.lora)
+    updates, opt_state = make_lora_optimizer(cfg.train, cfg.anneal).update(grads, state.opt_state, state.lora)
     lora = optax.apply_updates(state.lora, updates)
     return LoraState(state.step + 1, lora, opt_state, state.key), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 

@@ -17,7 +17,15 @@ from cos_jax.convert.convert import convert_checkpoint
 from cos_jax.convert.parity import PARITY_CASES, cos_forward
 from cos_jax.errors import UsageError
 from cos_jax.train.flow import TrainConfig
-from cos_jax.train.lora import LoraTrainConfig, init_lora_state, lora_train_step, read_lora, save_lora, u_range
+from cos_jax.train.lora import (
+    LoraTrainConfig,
+    init_lora_state,
+    lora_train_step,
+    make_lora_optimizer,
+    read_lora,
+    save_lora,
+    u_range,
+)
 from cos_jax.wan.dit import init_dit
 from cos_jax.wan.lora import TARGETS, LoraConfig, init_lora
 from cos_jax.wan.toy import init_toy
@@ -138,6 +146,24 @@ def test_bad_lora_settings(make, message):
     with pytest.raises(UsageError) as err:
         make()
     assert message in str(err.value)
+
+
+def test_anneal_decays_the_rate_to_a_tenth_at_the_last_step():
+    """Adam's steady update under a constant gradient is the rate itself: with `anneal` it ends at lr / 10,
+    without it stays at lr."""
+    cfg = TrainConfig(lr=1e-3, warmup=2, steps=20, clip=1e9, weight_decay=0.0)
+    params = {"w": jnp.zeros(3)}
+    grads = {"w": jnp.ones(3)}
+
+    def last_update(anneal):
+        opt = make_lora_optimizer(cfg, anneal)
+        state = opt.init(params)
+        for _ in range(cfg.steps + 1):
+            updates, state = opt.update(grads, state, params)
+        return float(jnp.abs(updates["w"]).max())
+
+    np.testing.assert_allclose(last_update(False), 1e-3, rtol=1e-3)
+    np.testing.assert_allclose(last_update(True), 1e-4, rtol=1e-3)
 
 
 def test_sigma_range_maps_through_the_shift():
