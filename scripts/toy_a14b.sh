@@ -3,14 +3,13 @@
 #   bash scripts/toy_a14b.sh OUT [RANK]
 # The phases of benchmarks/toy_a14b/README.md (each a warm start of the one before, with a new optimizer and
 # batch seed): on the toy's last mix plus maze_two, high 270 s + 220 s and low 250 s + 330 s; then on the
-# maze_two-weighted mix that keeps the other tasks' shares, low 370 s + 250 s and high 240 s. About 33 minutes
-# of one H200 (scripts/train_toy_lora.py stops each phase at its time budget, so a slower GPU trains fewer
-# steps). Run it detached (setsid nohup) and poll OUT/job.log; OUT/{high,low}/phase*/lora.safetensors and
-# OUT/eval.{json,md} are the results. A finished phase (its summary.json, written at its end) is skipped, so the
+# maze_two-weighted mix that keeps the other tasks' shares, low 370 s + 250 s and high 240 s + 290 s, and last
+# each expert's annealed phase (--anneal: the rate cosine-decays to a tenth over a fixed step count), high 1100
+# and low 1400 steps. About 45 minutes of one H200 (scripts/train_toy_lora.py stops the other phases at their
+# time budgets, so a slower GPU trains fewer steps there). Run it detached (setsid nohup) and poll OUT/job.log;
+# OUT/{high,low}/phase*/lora.safetensors and OUT/eval.{json,md} are the results. A finished phase (its summary.json, written at its end) is skipped, so the
 # recipe can be spread over several leases: bring OUT's finished phases back and run the same command again.
-# scripts/toy_a14b_lease.sh does that on the device tool's 10-minute commands. With ANNEAL=1 in the environment
-# three more phases follow on the weighted mix (high 4; then high 5 and low 5 with the rate cosine-decayed to a
-# tenth over their steps, --anneal) and the report is of high 5 + low 5.
+# scripts/toy_a14b_lease.sh does that on the device tool's 10-minute commands.
 set -euo pipefail
 out=$1 rank=${2:-16}
 balanced=maze_two=44000,maze=16000,permanence=12000,analogy=10000,clock=8000,tictactoe_two=6000,bounce=4000,\
@@ -32,12 +31,8 @@ phase low 2 330 1 data
 phase low 3 370 4 data_balanced --counts "$balanced"
 phase low 4 250 5 data_balanced --counts "$balanced"
 phase high 3 240 6 data_balanced --counts "$balanced"
-final=(high/phase3 low/phase4)
-if [ "${ANNEAL:-0}" = 1 ]; then  # the annealing try: high phase 4 (a further try), then each expert's rate decayed
-    phase high 4 290 7 data_balanced --counts "$balanced"
-    phase high 5 400 10 data_balanced --counts "$balanced" --anneal --steps 1100
-    phase low 5 450 11 data_balanced --counts "$balanced" --anneal --steps 1400
-    final=(high/phase5 low/phase5)
-fi
-python3 scripts/eval_toy_pair.py --loras "$out/${final[0]}/lora.safetensors" "$out/${final[1]}/lora.safetensors" \
+phase high 4 290 7 data_balanced --counts "$balanced"
+phase high 5 400 10 data_balanced --counts "$balanced" --anneal --steps 1100  # the rate decays to a tenth
+phase low 5 450 11 data_balanced --counts "$balanced" --anneal --steps 1400
+python3 scripts/eval_toy_pair.py --loras "$out/high/phase5/lora.safetensors" "$out/low/phase5/lora.safetensors" \
     --per-task 100 --out "$out/eval.json"

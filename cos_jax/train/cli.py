@@ -28,7 +28,7 @@ def _train_lora(args) -> int:
 
     train = TrainConfig(batch=args.batch, steps=args.steps, lr=args.lr, warmup=args.warmup, weight_decay=0.0,
                         policy=args.policy, remat=args.remat, seed=args.seed)  # fmt: skip
-    cfg = LoraTrainConfig(train, LoraConfig(rank=args.rank, alpha=args.alpha))
+    cfg = LoraTrainConfig(train, LoraConfig(rank=args.rank, alpha=args.alpha), anneal=args.anneal)
     summary = train_pipeline_lora(
         args.pipeline, args.samples, args.out, expert=args.expert, cfg=cfg, sigma_range=parse_sigma(args.sigma),
         frames=args.frames, mesh=args.mesh, init=args.init,
@@ -64,6 +64,9 @@ def add_commands(sub) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100)
+    p.add_argument(
+        "--anneal", action="store_true", help="cosine-decay the rate to lr/10 at --steps (default: constant)"
+    )
     p.add_argument("--frames", type=int, default=None, help="frames per video, 4n+1 (default: all)")
     p.add_argument("--mesh", default="", help="device mesh, e.g. fsdp=8 or data=2,fsdp=4 (default: all on fsdp)")
     p.add_argument("--init", default=None, help="warm-start from this LoRA file (same rank)")
