@@ -7,8 +7,9 @@
 # each expert's annealed phase (--anneal: the rate cosine-decays to a tenth over a fixed step count), high 1100
 # and low 1400 steps. About 45 minutes of one H200 (scripts/train_toy_lora.py stops the other phases at their
 # time budgets, so a slower GPU trains fewer steps there). Run it detached (setsid nohup) and poll OUT/job.log;
-# OUT/{high,low}/phase*/lora.safetensors and OUT/eval.{json,md} are the results. A finished phase (its summary.json, written at its end) is skipped, so the
-# recipe can be spread over several leases: bring OUT's finished phases back and run the same command again.
+# OUT/{high,low}/phase*/lora.safetensors and OUT/eval.{json,md} are the results. A finished phase (its
+# summary.json, written at its end) is skipped, so the recipe can be spread over several leases: bring OUT's
+# finished phases back and run the same command again.
 # scripts/toy_a14b_lease.sh does that on the device tool's 10-minute commands.
 set -euo pipefail
 out=$1 rank=${2:-16}
