@@ -22,19 +22,19 @@ import optax
 from flax import nnx
 
 from cos_jax.train.flow import TrainConfig, velocity_loss
-from cos_jax.train.lora import make_lora_optimizer, u_range
+from cos_jax.train.lora import LoraTrainConfig, make_lora_optimizer, u_range
 from cos_jax.wan.config import preset
 from cos_jax.wan.dit import abstract_dit
 from cos_jax.wan.lora import LoraConfig, init_lora
 
 
-def lora_step(graphdef, cfg: TrainConfig, scale: float, bounds, params, lora, opt_state, batch, key):
+def lora_step(graphdef, cfg: LoraTrainConfig, scale: float, bounds, params, lora, opt_state, batch, key):
     """One LoRA step on clean latents: loss, LoRA gradients, AdamW update."""
     dit = nnx.merge(graphdef, params)
     k_sigma, k_eps = jax.random.split(key)
 
     def loss_of(lora):
-        return velocity_loss(dit, cfg, batch["x0"], batch["y"], batch["context"], k_sigma, k_eps, u_range=bounds,
+        return velocity_loss(dit, cfg.train, batch["x0"], batch["y"], batch["context"], k_sigma, k_eps, u_range=bounds,
                              lora=lora, lora_scale=scale)  # fmt: skip
 
     loss, grads = jax.value_and_grad(loss_of)(lora)
@@ -58,11 +58,12 @@ def main() -> None:
     frames, height, width = (int(v) for v in args.latent.split("x"))
     train = TrainConfig(batch=args.batch, policy=args.policy, remat=args.remat)
     lora_cfg = LoraConfig(rank=args.rank)
+    cfg = LoraTrainConfig(train, lora_cfg)
     bounds = u_range(tuple(float(v) for v in args.sigma.split(",")), train.shift)
     weight_dtype = jnp.bfloat16 if args.policy == "bf16" else jnp.float32
     graphdef, params = nnx.split(abstract_dit(dit_cfg, weight_dtype), nnx.Param)
     lora = jax.eval_shape(lambda: init_lora(dit_cfg, lora_cfg, jax.random.key(0)))
-    opt_state = jax.eval_shape(make_lora_optimizer(train).init, lora)
+    opt_state = jax.eval_shape(make_lora_optimizer(cfg).init, lora)
     b, y_dim = args.batch, dit_cfg.in_dim - dit_cfg.out_dim
     batch = {
         "x0": jax.ShapeDtypeStruct((b, frames, height, width, dit_cfg.out_dim), jnp.float32),
@@ -70,7 +71,7 @@ def main() -> None:
         "context": jax.ShapeDtypeStruct((b, dit_cfg.text_len, dit_cfg.text_dim), jnp.float32),
     }
     key = jax.eval_shape(lambda: jax.random.key(0))
-    step = jax.jit(partial(lora_step, graphdef, train, lora_cfg.scale, bounds), donate_argnums=(1, 2))
+    step = jax.jit(partial(lora_step, graphdef, cfg, lora_cfg.scale, bounds), donate_argnums=(1, 2))
     start = time.perf_counter()
     compiled = step.lower(params, lora, opt_state, batch, key).compile()
     seconds = time.perf_counter() - start

@@ -79,11 +79,12 @@ def lora_shardings(dit: nnx.Module, lora: LoraParams, mesh) -> dict:
     return out
 
 
-def make_lora_optimizer(cfg: TrainConfig, anneal: bool = False) -> optax.GradientTransformation:
-    """AdamW with linear warm-up and a constant rate after (DiffSynth's LoRA recipe), or with `anneal` the
-    full training's cosine decay to lr / 10 at `cfg.steps`; global-norm clipping."""
-    schedule = warmup_cosine(cfg) if anneal else optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup, 1))
-    return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adamw(schedule, weight_decay=cfg.weight_decay))
+def make_lora_optimizer(cfg: LoraTrainConfig) -> optax.GradientTransformation:
+    """AdamW with linear warm-up and a constant rate after (DiffSynth's LoRA recipe), or with `cfg.anneal` the
+    full training's cosine decay to lr / 10 at `train.steps`; global-norm clipping."""
+    train = cfg.train
+    schedule = warmup_cosine(train) if cfg.anneal else optax.linear_schedule(0.0, train.lr, max(train.warmup, 1))
+    return optax.chain(optax.clip_by_global_norm(train.clip), optax.adamw(schedule, weight_decay=train.weight_decay))
 
 
 def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig, init: LoraParams | None = None, place=None) -> LoraState:
@@ -94,14 +95,14 @@ def init_lora_state(dit: DiTConfig, cfg: LoraTrainConfig, init: LoraParams | Non
     key = jax.random.key(cfg.train.seed)
     lora = init_lora(dit, cfg.lora, jax.random.fold_in(key, 1)) if init is None else init
     lora = lora if place is None else place(lora)
-    opt_state = make_lora_optimizer(cfg.train, cfg.anneal).init(lora)
+    opt_state = make_lora_optimizer(cfg).init(lora)
     return LoraState(jnp.zeros((), jnp.int32), lora, opt_state, jax.random.key_data(key))
 
 
 def _lora_update(cfg: LoraTrainConfig, state: LoraState, loss_of) -> tuple[LoraState, dict]:
     """Differentiate `loss_of(lora)` in the factors only and apply one AdamW update."""
     loss, grads = jax.value_and_grad(loss_of)(state.lora)
-    updates, opt_state = make_lora_optimizer(cfg.train, cfg.anneal).update(grads, state.opt_state, state.lora)
+    updates, opt_state = make_lora_optimizer(cfg).update(grads, state.opt_state, state.lora)
     lora = optax.apply_updates(state.lora, updates)
     return LoraState(state.step + 1, lora, opt_state, state.key), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 

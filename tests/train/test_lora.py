@@ -156,7 +156,7 @@ def test_anneal_decays_the_rate_to_a_tenth_at_the_last_step():
     grads = {"w": jnp.ones(3)}
 
     def last_update(anneal):
-        opt = make_lora_optimizer(cfg, anneal)
+        opt = make_lora_optimizer(LoraTrainConfig(cfg, anneal=anneal))
         state = opt.init(params)
         for _ in range(cfg.steps + 1):
             updates, state = opt.update(grads, state, params)
